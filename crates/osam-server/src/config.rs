@@ -1,0 +1,397 @@
+//! The one typed configuration: built-in defaults (the embedded development setup), then the TOML
+//! file, then `OSAM_`-prefixed environment variables (`OSAM_SERVER__LISTEN=0.0.0.0:50051`; a double
+//! underscore separates sections). Validated once at start-up with errors that name the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use jsonwebtoken::Algorithm;
+use osam_policy::{RoleScopeTable, ScopeEdit};
+use serde::{Deserialize, Serialize};
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(String),
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub catalog: CatalogConfig,
+    pub directory: DirectoryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The gRPC listen address.
+    pub listen: SocketAddr,
+    /// Where osam keeps local state (the development signing key). Empty: `$XDG_STATE_HOME/osam`,
+    /// else `$HOME/.local/state/osam`, else `.osam-state`.
+    pub state_dir: PathBuf,
+    /// How long shutdown waits for in-flight calls after health turns NOT_SERVING.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            state_dir: PathBuf::new(),
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The state directory with the documented fallbacks applied.
+    pub fn effective_state_dir(&self) -> PathBuf {
+        if !self.state_dir.as_os_str().is_empty() {
+            return self.state_dir.clone();
+        }
+        let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+        from_env("XDG_STATE_HOME")
+            .or_else(|| from_env("HOME").map(|home| home.join(".local/state")))
+            .map(|base| base.join("osam"))
+            .unwrap_or_else(|| PathBuf::from(".osam-state"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `osam_server=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, filter: "info".to_owned() }
+    }
+}
+
+/// Where token signing keys come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySource {
+    /// A key generated in the state directory; `osam dev-token` signs with it. Local use only.
+    Development,
+    /// A JWKS document at `auth.jwks_url` (Keycloak: `{base}/realms/{realm}/protocol/openid-connect/certs`).
+    Jwks,
+    /// A PEM public key file at `auth.public_key_file`.
+    PublicKeyFile,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub key_source: KeySource,
+    pub jwks_url: String,
+    pub public_key_file: PathBuf,
+    /// A file holding an HMAC shared secret; HS256/384/512 are accepted only when it is set.
+    pub hmac_secret_file: PathBuf,
+    /// The expected `iss`.
+    pub issuer: String,
+    /// The expected `aud` (one of the token's audiences).
+    pub audience: String,
+    /// Accepted signature algorithms; `none` never is.
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// An unknown `kid` refreshes the JWKS at most once per this interval.
+    pub jwks_min_refresh_seconds: u64,
+    /// Timeout of a JWKS request.
+    pub jwks_timeout_seconds: u64,
+    /// Dotted claim paths holding role lists; all are merged.
+    pub role_claims: Vec<String>,
+    /// The claim holding group paths.
+    pub groups_claim: String,
+    /// The claim holding the username.
+    pub username_claim: String,
+    /// How many verified tokens are kept (until they expire).
+    pub token_cache_capacity: usize,
+    /// Edits of the role → scope table (`[auth.roles.<role>] scopes_add = [...]`).
+    pub roles: BTreeMap<String, ScopeEdit>,
+}
+
+pub const DEVELOPMENT_ISSUER: &str = "osam-development";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            key_source: KeySource::Development,
+            jwks_url: String::new(),
+            public_key_file: PathBuf::new(),
+            hmac_secret_file: PathBuf::new(),
+            issuer: DEVELOPMENT_ISSUER.to_owned(),
+            audience: "osam".to_owned(),
+            algorithms: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+                .map(String::from)
+                .to_vec(),
+            leeway_seconds: 30,
+            jwks_min_refresh_seconds: 30,
+            jwks_timeout_seconds: 5,
+            role_claims: vec!["realm_access.roles".to_owned(), "resource_access.osam.roles".to_owned()],
+            groups_claim: "groups".to_owned(),
+            username_claim: "preferred_username".to_owned(),
+            token_cache_capacity: 10_000,
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The accepted algorithms, parsed.
+    pub fn parsed_algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
+        self.algorithms
+            .iter()
+            .map(|name| {
+                name.parse::<Algorithm>().map_err(|_| invalid("auth.algorithms", format!("unknown algorithm {name:?}")))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Roles that are granted every catalog action (empty by default).
+    pub admin_roles: Vec<String>,
+    /// The largest BatchCheck accepted.
+    pub max_batch_size: usize,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig { admin_roles: Vec::new(), max_batch_size: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    Static,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    pub kind: DirectoryKind,
+    /// The static directory YAML file. Empty: the example users built into the binary
+    /// (`deploy/examples/users.yaml`).
+    pub file: PathBuf,
+    /// How often the file is checked for changes.
+    pub reload_interval_seconds: u64,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig { kind: DirectoryKind::Static, file: PathBuf::new(), reload_interval_seconds: 2 }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (when given), then `OSAM_*` environment variables, and
+    /// validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Load(format!("configuration file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // Only `OSAM_<SECTION>__<KEY>` variables configure the server; other OSAM_* variables (such as
+        // the client's OSAM_ENV) are not configuration keys and must not be rejected as unknown.
+        let sections = ["server__", "log__", "auth__", "catalog__", "directory__"];
+        let environment = Env::prefixed("OSAM_")
+            .filter(move |key| sections.iter().any(|section| key.as_str().to_ascii_lowercase().starts_with(section)))
+            .split("__")
+            .lowercase(true);
+        figment = figment.merge(environment);
+        let config: Config = figment.extract().map_err(|error| ConfigError::Load(describe_figment_error(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let algorithms = self.auth.parsed_algorithms()?;
+        if algorithms.is_empty() {
+            return Err(invalid("auth.algorithms", "at least one algorithm is needed"));
+        }
+        let hmac = |algorithm: &Algorithm| matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        let has_secret = !self.auth.hmac_secret_file.as_os_str().is_empty();
+        if algorithms.iter().any(hmac) && !has_secret {
+            return Err(invalid("auth.algorithms", "HMAC algorithms need auth.hmac_secret_file"));
+        }
+        match self.auth.key_source {
+            KeySource::Jwks if self.auth.jwks_url.is_empty() => {
+                return Err(invalid("auth.jwks_url", "required when auth.key_source = \"jwks\""));
+            }
+            KeySource::Jwks if !self.auth.jwks_url.starts_with("http://") && !self.auth.jwks_url.starts_with("https://") => {
+                return Err(invalid("auth.jwks_url", "must be an http:// or https:// URL"));
+            }
+            KeySource::PublicKeyFile if self.auth.public_key_file.as_os_str().is_empty() => {
+                return Err(invalid("auth.public_key_file", "required when auth.key_source = \"public-key-file\""));
+            }
+            _ => {}
+        }
+        if self.auth.issuer.is_empty() {
+            return Err(invalid("auth.issuer", "must not be empty"));
+        }
+        if self.auth.audience.is_empty() {
+            return Err(invalid("auth.audience", "must not be empty"));
+        }
+        if self.auth.username_claim.is_empty() {
+            return Err(invalid("auth.username_claim", "must not be empty"));
+        }
+        if self.auth.token_cache_capacity == 0 {
+            return Err(invalid("auth.token_cache_capacity", "must be at least 1"));
+        }
+        self.role_scope_table()?;
+        if self.catalog.max_batch_size == 0 {
+            return Err(invalid("catalog.max_batch_size", "must be at least 1"));
+        }
+        if self.directory.reload_interval_seconds == 0 {
+            return Err(invalid("directory.reload_interval_seconds", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The role → scope table: osam's defaults edited by `[auth.roles]`.
+    pub fn role_scope_table(&self) -> Result<RoleScopeTable, ConfigError> {
+        let mut table = RoleScopeTable::osam_defaults();
+        table.apply_edits(&self.auth.roles).map_err(|error| invalid("auth.roles", error.to_string()))?;
+        Ok(table)
+    }
+
+    /// Whether this is the development setup that `osam dev-token` may mint tokens for.
+    pub fn is_development(&self) -> bool {
+        self.auth.key_source == KeySource::Development
+    }
+
+    /// The effective configuration as TOML, with secrets redacted. osam reads secrets only from
+    /// files, so only their paths appear here; the redaction guards any inline value added later.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).unwrap_or_else(|_| toml::Value::Table(Default::default()));
+        redact(&mut value);
+        toml::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+fn redact(value: &mut toml::Value) {
+    if let toml::Value::Table(table) = value {
+        for (key, entry) in table.iter_mut() {
+            let secret_key = ["secret", "password", "token"].iter().any(|word| key.contains(word)) && !key.ends_with("_file");
+            if secret_key && entry.as_str().is_some_and(|text| !text.is_empty()) {
+                *entry = toml::Value::String("<redacted>".to_owned());
+            } else {
+                redact(entry);
+            }
+        }
+    }
+}
+
+/// figment errors name the key path (`auth.leeway_seconds`) and the source; keep all of it.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let source = error.metadata.as_ref().map(|metadata| metadata.name.to_string()).unwrap_or_default();
+            let kind = error.kind.to_string();
+            match (key.is_empty(), source.is_empty()) {
+                (true, _) => kind,
+                (false, true) => format!("{key}: {kind}"),
+                (false, false) => format!("{key}: {kind} (from {source})"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), text).expect("write");
+        file
+    }
+
+    #[test]
+    fn defaults_are_the_development_setup() {
+        let config = Config::load(None).expect("defaults are valid");
+        assert!(config.is_development());
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:50051");
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let file = write("[auth]\nleeway_seconds = \"soon\"\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("auth.leeway_seconds"), "{error}");
+
+        let file = write("[server]\nlisten_on = \"x\"\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("listen_on"), "{error}");
+
+        let file = write("[auth]\nkey_source = \"jwks\"\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.starts_with("auth.jwks_url"), "{error}");
+
+        let file = write("[auth]\nalgorithms = [\"HS256\"]\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("hmac_secret_file"), "{error}");
+
+        let file = write("[auth.roles.\"bad-role\"]\nscopes_add = [\"x\"]\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.starts_with("auth.roles") && error.contains("bad-role"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let error = Config::load(Some(Path::new("/nonexistent/osam.toml"))).unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/osam.toml"), "{error}");
+    }
+
+    #[test]
+    fn role_edits_apply_to_the_defaults() {
+        let file = write("[auth.roles.rs_osam_read]\nscopes_add = [\"Accounts:Sync\"]\n");
+        let table = Config::load(Some(file.path())).expect("valid").role_scope_table().expect("valid");
+        assert!(table.role("rs_osam_read").expect("role").contains("accounts:sync"));
+    }
+
+    #[test]
+    fn redaction_hides_inline_secrets_but_not_paths() {
+        let mut value: toml::Value = toml::from_str("client_secret = \"s3cr3t\"\nclient_secret_file = \"/run/x\"\n").expect("toml");
+        redact(&mut value);
+        let text = toml::to_string(&value).expect("toml");
+        assert!(!text.contains("s3cr3t") && text.contains("/run/x"), "{text}");
+    }
+}
