@@ -22,7 +22,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, message: message.into() }
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,7 +66,11 @@ impl ServerConfig {
         if !self.state_dir.as_os_str().is_empty() {
             return self.state_dir.clone();
         }
-        let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+        let from_env = |name: &str| {
+            std::env::var_os(name)
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        };
         from_env("XDG_STATE_HOME")
             .or_else(|| from_env("HOME").map(|home| home.join(".local/state")))
             .map(|base| base.join("osam"))
@@ -89,7 +96,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, filter: "info".to_owned() }
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
     }
 }
 
@@ -148,13 +158,18 @@ impl Default for AuthConfig {
             hmac_secret_file: PathBuf::new(),
             issuer: DEVELOPMENT_ISSUER.to_owned(),
             audience: "osam".to_owned(),
-            algorithms: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
-                .map(String::from)
-                .to_vec(),
+            algorithms: [
+                "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+            ]
+            .map(String::from)
+            .to_vec(),
             leeway_seconds: 30,
             jwks_min_refresh_seconds: 30,
             jwks_timeout_seconds: 5,
-            role_claims: vec!["realm_access.roles".to_owned(), "resource_access.osam.roles".to_owned()],
+            role_claims: vec![
+                "realm_access.roles".to_owned(),
+                "resource_access.osam.roles".to_owned(),
+            ],
             groups_claim: "groups".to_owned(),
             username_claim: "preferred_username".to_owned(),
             token_cache_capacity: 10_000,
@@ -169,7 +184,8 @@ impl AuthConfig {
         self.algorithms
             .iter()
             .map(|name| {
-                name.parse::<Algorithm>().map_err(|_| invalid("auth.algorithms", format!("unknown algorithm {name:?}")))
+                name.parse::<Algorithm>()
+                    .map_err(|_| invalid("auth.algorithms", format!("unknown algorithm {name:?}")))
             })
             .collect()
     }
@@ -186,7 +202,10 @@ pub struct CatalogConfig {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        CatalogConfig { admin_roles: Vec::new(), max_batch_size: 1000 }
+        CatalogConfig {
+            admin_roles: Vec::new(),
+            max_batch_size: 1000,
+        }
     }
 }
 
@@ -209,7 +228,11 @@ pub struct DirectoryConfig {
 
 impl Default for DirectoryConfig {
     fn default() -> Self {
-        DirectoryConfig { kind: DirectoryKind::Static, file: PathBuf::new(), reload_interval_seconds: 2 }
+        DirectoryConfig {
+            kind: DirectoryKind::Static,
+            file: PathBuf::new(),
+            reload_interval_seconds: 2,
+        }
     }
 }
 
@@ -220,7 +243,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(ConfigError::Load(format!("configuration file {} does not exist", file.display())));
+                return Err(ConfigError::Load(format!(
+                    "configuration file {} does not exist",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -228,11 +254,17 @@ impl Config {
         // the client's OSAM_ENV) are not configuration keys and must not be rejected as unknown.
         let sections = ["server__", "log__", "auth__", "catalog__", "directory__"];
         let environment = Env::prefixed("OSAM_")
-            .filter(move |key| sections.iter().any(|section| key.as_str().to_ascii_lowercase().starts_with(section)))
+            .filter(move |key| {
+                sections
+                    .iter()
+                    .any(|section| key.as_str().to_ascii_lowercase().starts_with(section))
+            })
             .split("__")
             .lowercase(true);
         figment = figment.merge(environment);
-        let config: Config = figment.extract().map_err(|error| ConfigError::Load(describe_figment_error(error)))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|error| ConfigError::Load(describe_figment_error(error)))?;
         config.validate()?;
         Ok(config)
     }
@@ -243,20 +275,34 @@ impl Config {
         if algorithms.is_empty() {
             return Err(invalid("auth.algorithms", "at least one algorithm is needed"));
         }
-        let hmac = |algorithm: &Algorithm| matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        let hmac = |algorithm: &Algorithm| {
+            matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+        };
         let has_secret = !self.auth.hmac_secret_file.as_os_str().is_empty();
         if algorithms.iter().any(hmac) && !has_secret {
-            return Err(invalid("auth.algorithms", "HMAC algorithms need auth.hmac_secret_file"));
+            return Err(invalid(
+                "auth.algorithms",
+                "HMAC algorithms need auth.hmac_secret_file",
+            ));
         }
         match self.auth.key_source {
             KeySource::Jwks if self.auth.jwks_url.is_empty() => {
-                return Err(invalid("auth.jwks_url", "required when auth.key_source = \"jwks\""));
+                return Err(invalid(
+                    "auth.jwks_url",
+                    "required when auth.key_source = \"jwks\"",
+                ));
             }
-            KeySource::Jwks if !self.auth.jwks_url.starts_with("http://") && !self.auth.jwks_url.starts_with("https://") => {
+            KeySource::Jwks
+                if !self.auth.jwks_url.starts_with("http://")
+                    && !self.auth.jwks_url.starts_with("https://") =>
+            {
                 return Err(invalid("auth.jwks_url", "must be an http:// or https:// URL"));
             }
             KeySource::PublicKeyFile if self.auth.public_key_file.as_os_str().is_empty() => {
-                return Err(invalid("auth.public_key_file", "required when auth.key_source = \"public-key-file\""));
+                return Err(invalid(
+                    "auth.public_key_file",
+                    "required when auth.key_source = \"public-key-file\"",
+                ));
             }
             _ => {}
         }
@@ -285,7 +331,9 @@ impl Config {
     /// The role → scope table: osam's defaults edited by `[auth.roles]`.
     pub fn role_scope_table(&self) -> Result<RoleScopeTable, ConfigError> {
         let mut table = RoleScopeTable::osam_defaults();
-        table.apply_edits(&self.auth.roles).map_err(|error| invalid("auth.roles", error.to_string()))?;
+        table
+            .apply_edits(&self.auth.roles)
+            .map_err(|error| invalid("auth.roles", error.to_string()))?;
         Ok(table)
     }
 
@@ -297,7 +345,8 @@ impl Config {
     /// The effective configuration as TOML, with secrets redacted. osam reads secrets only from
     /// files, so only their paths appear here; the redaction guards any inline value added later.
     pub fn to_redacted_toml(&self) -> String {
-        let mut value = toml::Value::try_from(self).unwrap_or_else(|_| toml::Value::Table(Default::default()));
+        let mut value =
+            toml::Value::try_from(self).unwrap_or_else(|_| toml::Value::Table(Default::default()));
         redact(&mut value);
         toml::to_string_pretty(&value).unwrap_or_default()
     }
@@ -306,7 +355,10 @@ impl Config {
 fn redact(value: &mut toml::Value) {
     if let toml::Value::Table(table) = value {
         for (key, entry) in table.iter_mut() {
-            let secret_key = ["secret", "password", "token"].iter().any(|word| key.contains(word)) && !key.ends_with("_file");
+            let secret_key = ["secret", "password", "token"]
+                .iter()
+                .any(|word| key.contains(word))
+                && !key.ends_with("_file");
             if secret_key && entry.as_str().is_some_and(|text| !text.is_empty()) {
                 *entry = toml::Value::String("<redacted>".to_owned());
             } else {
@@ -322,7 +374,11 @@ fn describe_figment_error(error: figment::Error) -> String {
         .into_iter()
         .map(|error| {
             let key = error.path.join(".");
-            let source = error.metadata.as_ref().map(|metadata| metadata.name.to_string()).unwrap_or_default();
+            let source = error
+                .metadata
+                .as_ref()
+                .map(|metadata| metadata.name.to_string())
+                .unwrap_or_default();
             let kind = error.kind.to_string();
             match (key.is_empty(), source.is_empty()) {
                 (true, _) => kind,
@@ -371,25 +427,39 @@ mod tests {
 
         let file = write("[auth.roles.\"bad-role\"]\nscopes_add = [\"x\"]\n");
         let error = Config::load(Some(file.path())).unwrap_err().to_string();
-        assert!(error.starts_with("auth.roles") && error.contains("bad-role"), "{error}");
+        assert!(
+            error.starts_with("auth.roles") && error.contains("bad-role"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_missing_file_is_an_error() {
-        let error = Config::load(Some(Path::new("/nonexistent/osam.toml"))).unwrap_err().to_string();
+        let error = Config::load(Some(Path::new("/nonexistent/osam.toml")))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("/nonexistent/osam.toml"), "{error}");
     }
 
     #[test]
     fn role_edits_apply_to_the_defaults() {
         let file = write("[auth.roles.rs_osam_read]\nscopes_add = [\"Accounts:Sync\"]\n");
-        let table = Config::load(Some(file.path())).expect("valid").role_scope_table().expect("valid");
-        assert!(table.role("rs_osam_read").expect("role").contains("accounts:sync"));
+        let table = Config::load(Some(file.path()))
+            .expect("valid")
+            .role_scope_table()
+            .expect("valid");
+        assert!(
+            table
+                .role("rs_osam_read")
+                .expect("role")
+                .contains("accounts:sync")
+        );
     }
 
     #[test]
     fn redaction_hides_inline_secrets_but_not_paths() {
-        let mut value: toml::Value = toml::from_str("client_secret = \"s3cr3t\"\nclient_secret_file = \"/run/x\"\n").expect("toml");
+        let mut value: toml::Value =
+            toml::from_str("client_secret = \"s3cr3t\"\nclient_secret_file = \"/run/x\"\n").expect("toml");
         redact(&mut value);
         let text = toml::to_string(&value).expect("toml");
         assert!(!text.contains("s3cr3t") && text.contains("/run/x"), "{text}");

@@ -1,1 +1,132 @@
-fn main() {}
+//! The `osam` binary: parses the command line and hands over to the server or a command.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod dev_token;
+mod directory;
+mod error;
+mod identity;
+mod paging;
+mod server;
+mod services;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// osam: the Object Storage Access Manager (catalog authorization, S3 accounts and rights).
+#[derive(Parser)]
+#[command(name = "osam", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the gRPC API. Without --config, runs the embedded development setup on 127.0.0.1:50051.
+    Serve {
+        /// The TOML configuration file; OSAM_<SECTION>__<KEY> environment variables override it.
+        #[arg(long, env = "OSAM_CONFIG")]
+        config: Option<PathBuf>,
+        /// The listen address (overrides server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validates the configuration and prints it, secrets redacted.
+    CheckConfig {
+        #[arg(long, env = "OSAM_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Prints a token for an example user, signed with the development key (development setup only).
+    DevToken {
+        /// The username (see deploy/examples/users.yaml).
+        #[arg(long)]
+        user: String,
+        #[arg(long, env = "OSAM_CONFIG")]
+        config: Option<PathBuf>,
+        /// Lifetime of the token in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.map(PathBuf::as_path)).map_err(|error| {
+        eprintln!("osam: invalid configuration: {error}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let mut config = match load_config(config.as_ref()) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            telemetry::init(&config.log);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("osam: cannot start the runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(server::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "osam stopped");
+                    eprintln!("osam: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::CheckConfig { config } => match load_config(config.as_ref()) {
+            Ok(config) => {
+                print!("{}", config.to_redacted_toml());
+                eprintln!("osam: configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::DevToken { user, config, ttl } => {
+            let config = match load_config(config.as_ref()) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("osam: cannot start the runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(dev_token::mint(&config, &user, ttl)) {
+                Ok(token) => {
+                    eprintln!(
+                        "WARNING: this is a DEVELOPER credential for user {user:?}, signed with the local development key. \
+                         Never use it, or the development setup, in production."
+                    );
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("osam: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Where verification keys come from: the development key, a PEM public key file, or a JWKS URL
+//! (cached by `kid`, refreshed on an unknown `kid` at most once per interval so that a flood of
+//! forged key ids cannot hammer the issuer), plus an optional HMAC shared secret.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use crate::error::ApiError;
+
+/// A verification key and the algorithm its publisher bound it to, if any.
+#[derive(Clone)]
+struct PublishedKey {
+    key: Arc<DecodingKey>,
+    algorithm: Option<Algorithm>,
+}
+
+/// The JWKS document of an issuer, cached.
+pub struct JwksKeys {
+    url: String,
+    client: reqwest::Client,
+    min_refresh_interval: Duration,
+    keys: RwLock<HashMap<String, PublishedKey>>,
+    /// When the last fetch started, and its error if it failed.
+    last_fetch: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
+}
+
+impl JwksKeys {
+    pub fn new(url: String, timeout: Duration, min_refresh_interval: Duration) -> Result<JwksKeys, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|error| error.to_string())?;
+        Ok(JwksKeys {
+            url,
+            client,
+            min_refresh_interval,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn cached(&self, kid: Option<&str>) -> Option<PublishedKey> {
+        let keys = self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match kid {
+            Some(kid) => keys.get(kid).cloned(),
+            // Without a kid, only an issuer publishing a single key is unambiguous.
+            None if keys.len() == 1 => keys.values().next().cloned(),
+            None => None,
+        }
+    }
+
+    async fn key(&self, kid: Option<&str>) -> Result<PublishedKey, ApiError> {
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        let last_error = self.refresh_if_due().await;
+        if let Some(key) = self.cached(kid) {
+            return Ok(key);
+        }
+        match (last_error, kid) {
+            (Some(error), _) => Err(ApiError::KeysUnavailable(error)),
+            (None, Some(kid)) => Err(ApiError::UnknownSigningKey(kid.to_owned())),
+            (None, None) => Err(ApiError::InvalidToken(
+                "the token has no kid and the issuer publishes several keys".into(),
+            )),
+        }
+    }
+
+    /// Fetches the document unless a fetch started less than the minimum interval ago; returns
+    /// the error of the latest fetch, if it failed.
+    async fn refresh_if_due(&self) -> Option<String> {
+        let mut last_fetch = self.last_fetch.lock().await;
+        if let Some((started, error)) = last_fetch.as_ref()
+            && started.elapsed() < self.min_refresh_interval
+        {
+            return error.clone();
+        }
+        let started = Instant::now();
+        let outcome = self.fetch().await;
+        let error = match outcome {
+            Ok(keys) => {
+                tracing::info!(url = %self.url, keys = keys.len(), "fetched signing keys");
+                *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
+                None
+            }
+            Err(error) => {
+                tracing::warn!(url = %self.url, %error, "cannot fetch signing keys");
+                Some(error)
+            }
+        };
+        *last_fetch = Some((started, error.clone()));
+        error
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, PublishedKey>, String> {
+        let response = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {} answered {status}", self.url));
+        }
+        let document: JwkSet = response
+            .json()
+            .await
+            .map_err(|error| format!("invalid JWKS document: {error}"))?;
+        let mut keys = HashMap::new();
+        for jwk in &document.keys {
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|usage| *usage != PublicKeyUse::Signature)
+            {
+                continue;
+            }
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) => {
+                    let algorithm = jwk
+                        .common
+                        .key_algorithm
+                        .and_then(|algorithm| algorithm.to_string().parse().ok());
+                    keys.insert(
+                        kid,
+                        PublishedKey {
+                            key: Arc::new(key),
+                            algorithm,
+                        },
+                    );
+                }
+                Err(error) => tracing::debug!(%kid, %error, "skipping an unusable JWKS key"),
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// The asymmetric key source.
+pub enum AsymmetricKeys {
+    /// One fixed key (development key or public key file); `kid` is checked when the key has one.
+    Fixed {
+        kid: Option<String>,
+        key: Arc<DecodingKey>,
+    },
+    Jwks(JwksKeys),
+}
+
+/// Every key a token may be verified with.
+pub struct KeyStore {
+    asymmetric: AsymmetricKeys,
+    hmac_secret: Option<Arc<DecodingKey>>,
+}
+
+impl KeyStore {
+    pub fn new(asymmetric: AsymmetricKeys, hmac_secret: Option<DecodingKey>) -> KeyStore {
+        KeyStore {
+            asymmetric,
+            hmac_secret: hmac_secret.map(Arc::new),
+        }
+    }
+
+    /// The key for a token signed with `algorithm` under `kid`. The algorithm has already been
+    /// checked against the accepted list; here it must also fit the key that is found.
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Arc<DecodingKey>, ApiError> {
+        if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return self
+                .hmac_secret
+                .clone()
+                .ok_or_else(|| ApiError::InvalidToken("HMAC-signed tokens are not accepted".into()));
+        }
+        match &self.asymmetric {
+            AsymmetricKeys::Fixed {
+                kid: Some(expected), ..
+            } if kid.is_some_and(|kid| kid != expected) => {
+                Err(ApiError::UnknownSigningKey(kid.unwrap_or_default().to_owned()))
+            }
+            AsymmetricKeys::Fixed { key, .. } => Ok(key.clone()),
+            AsymmetricKeys::Jwks(jwks) => {
+                let published = jwks.key(kid).await?;
+                match published.algorithm {
+                    Some(bound) if bound != algorithm => Err(ApiError::InvalidToken(format!(
+                        "the key is published for {bound:?}, the token claims {algorithm:?}"
+                    ))),
+                    _ => Ok(published.key),
+                }
+            }
+        }
+    }
+}

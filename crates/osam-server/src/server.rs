@@ -1,0 +1,244 @@
+//! Composition: builds the identity, the auth layer and the services from the configuration,
+//! serves them with health and reflection, and shuts down gracefully on SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::DecodingKey;
+use osam_policy::CatalogPolicy;
+use osam_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::dev_key::DevelopmentKey;
+use crate::auth::keys::{AsymmetricKeys, JwksKeys, KeyStore};
+use crate::auth::token::{ClaimMapping, TokenRules, TokenVerifier};
+use crate::auth::{AuthLayer, Authenticator};
+use crate::config::{Config, DirectoryKind, KeySource};
+use crate::directory::static_file::StaticFileDirectory;
+use crate::identity::Identity;
+use crate::services::accounts::AccountService;
+use crate::services::catalog::CatalogAuthzService;
+use crate::services::rights::RightsService;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("directory: {0}")]
+    Directory(String),
+    #[error("auth: {0}")]
+    Keys(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("server: {0}")]
+    Serve(String),
+}
+
+/// The gRPC service names whose health is reported (the empty name is the whole server).
+const SERVICE_NAMES: [&str; 4] = [
+    "",
+    "osam.v1.CatalogAuthz",
+    "osam.v1.RightsService",
+    "osam.v1.AccountService",
+];
+
+/// Loads the static directory configured (or the embedded example users).
+pub fn load_static_directory(config: &Config) -> Result<Arc<StaticFileDirectory>, StartError> {
+    let DirectoryKind::Static = config.directory.kind;
+    let file = Some(&config.directory.file).filter(|file| !file.as_os_str().is_empty());
+    let directory = StaticFileDirectory::load(file.map(PathBuf::as_path), config.role_scope_table()?)
+        .map_err(StartError::Directory)?;
+    Ok(Arc::new(directory))
+}
+
+fn key_store(config: &Config) -> Result<KeyStore, StartError> {
+    let auth = &config.auth;
+    let asymmetric = match auth.key_source {
+        KeySource::Development => {
+            let state_dir = config.server.effective_state_dir();
+            let key = DevelopmentKey::load_or_create(&state_dir)
+                .map_err(|error| StartError::Keys(error.to_string()))?;
+            tracing::warn!(
+                kid = key.kid(),
+                state_dir = %state_dir.display(),
+                "development signing key in use: tokens from `osam dev-token` are accepted; never use this setup in production"
+            );
+            AsymmetricKeys::Fixed {
+                kid: Some(key.kid().to_owned()),
+                key: Arc::new(key.decoding_key().clone()),
+            }
+        }
+        KeySource::PublicKeyFile => {
+            let pem = std::fs::read(&auth.public_key_file).map_err(|error| {
+                StartError::Keys(format!(
+                    "auth.public_key_file {}: {error}",
+                    auth.public_key_file.display()
+                ))
+            })?;
+            let key = DecodingKey::from_rsa_pem(&pem)
+                .or_else(|_| DecodingKey::from_ec_pem(&pem))
+                .or_else(|_| DecodingKey::from_ed_pem(&pem))
+                .map_err(|error| StartError::Keys(format!("auth.public_key_file: {error}")))?;
+            AsymmetricKeys::Fixed {
+                kid: None,
+                key: Arc::new(key),
+            }
+        }
+        KeySource::Jwks => AsymmetricKeys::Jwks(
+            JwksKeys::new(
+                auth.jwks_url.clone(),
+                Duration::from_secs(auth.jwks_timeout_seconds),
+                Duration::from_secs(auth.jwks_min_refresh_seconds),
+            )
+            .map_err(StartError::Keys)?,
+        ),
+    };
+    let hmac_secret = if auth.hmac_secret_file.as_os_str().is_empty() {
+        None
+    } else {
+        let secret = std::fs::read(&auth.hmac_secret_file).map_err(|error| {
+            StartError::Keys(format!(
+                "auth.hmac_secret_file {}: {error}",
+                auth.hmac_secret_file.display()
+            ))
+        })?;
+        let secret = secret.trim_ascii();
+        if secret.len() < 32 {
+            return Err(StartError::Keys(
+                "auth.hmac_secret_file: the secret must be at least 32 bytes".into(),
+            ));
+        }
+        Some(DecodingKey::from_secret(secret))
+    };
+    Ok(KeyStore::new(asymmetric, hmac_secret))
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let directory = load_static_directory(&config)?;
+    directory.spawn_reloader(Duration::from_secs(config.directory.reload_interval_seconds));
+    let identity = Arc::new(Identity::new(directory.clone(), directory));
+
+    let rules = TokenRules {
+        algorithms: config.auth.parsed_algorithms()?,
+        issuer: config.auth.issuer.clone(),
+        audience: config.auth.audience.clone(),
+        leeway_seconds: config.auth.leeway_seconds,
+    };
+    let claims = ClaimMapping {
+        role_claims: config.auth.role_claims.clone(),
+        groups_claim: config.auth.groups_claim.clone(),
+        username_claim: config.auth.username_claim.clone(),
+    };
+    let verifier = TokenVerifier::new(
+        key_store(&config)?,
+        rules,
+        claims,
+        config.auth.token_cache_capacity,
+    );
+    let auth_layer = AuthLayer::new(Arc::new(Authenticator::new(verifier, identity.clone())));
+
+    let catalog = CatalogAuthzService::new(
+        CatalogPolicy::new(config.catalog.admin_roles.iter().cloned()),
+        identity.clone(),
+        config.catalog.max_batch_size,
+    );
+    let rights = RightsService::new(identity.clone());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&health_reporter, ServingStatus::Serving).await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(osam_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| StartError::Reflection(error.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(osam_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|error| StartError::Reflection(error.to_string()))?;
+
+    let address = config.server.listen;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: address.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| StartError::Listen {
+        address: address.to_string(),
+        source,
+    })?;
+    tracing::info!(address = %bound, "listening");
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    let shutdown_requested = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let shutdown_requested = shutdown_requested.clone();
+        let health_reporter = health_reporter.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: health set to NOT_SERVING, draining in-flight calls");
+            set_health(&health_reporter, ServingStatus::NotServing).await;
+            shutdown_requested.notify_one();
+        }
+    };
+
+    let server = tonic::transport::Server::builder()
+        .layer(auth_layer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pb::catalog_authz_server::CatalogAuthzServer::new(catalog))
+        .add_service(pb::rights_service_server::RightsServiceServer::new(rights))
+        .add_service(pb::account_service_server::AccountServiceServer::new(
+            AccountService,
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+
+    tokio::select! {
+        served = server => served.map_err(|error| StartError::Serve(error.to_string()))?,
+        () = async { shutdown_requested.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "in-flight calls did not finish within the grace period");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in SERVICE_NAMES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
