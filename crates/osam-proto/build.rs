@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor_path)
-        .compile_with_config(prost_config, &files, &[proto_root.clone()])?;
+        .compile_with_config(prost_config, &files, std::slice::from_ref(&proto_root))?;
 
     println!("cargo:rerun-if-changed={}", proto_root.display());
     Ok(())

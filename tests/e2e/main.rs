@@ -1,1 +1,10 @@
+//! End-to-end tests: each starts the real `osam` binary on a free loopback port and calls it over
+//! gRPC, from Rust, from grpcurl and from a Python client generated from `proto/`.
 
+mod auth;
+mod catalog;
+mod cli;
+mod harness;
+mod identity;
+mod lifecycle;
+mod other_languages;
