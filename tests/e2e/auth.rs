@@ -187,7 +187,8 @@ async fn every_kind_of_bad_token_is_refused() {
     let unsigned = format!("{none_header}.{forged_payload}.");
     assert_refused(who_am_i(&server, &unsigned).await, "INVALID_TOKEN");
 
-    // HMAC with the RSA public key as the secret: the classic algorithm-confusion forgery.
+    // HMAC with the RSA public key as the secret, the classic algorithm-confusion forgery: HS256 is
+    // not accepted without a configured secret.
     let mut hmac_header = Header::new(Algorithm::HS256);
     hmac_header.kid = Some("k1".into());
     let confused = jsonwebtoken::encode(
@@ -196,7 +197,9 @@ async fn every_kind_of_bad_token_is_refused() {
         &EncodingKey::from_secret(&key.public_der),
     )
     .expect("signed");
-    assert_refused(who_am_i(&server, &confused).await, "INVALID_TOKEN");
+    let status = who_am_i(&server, &confused).await.expect_err("refused");
+    assert_eq!(reason_of(&status), "INVALID_TOKEN");
+    assert!(status.message().contains("not accepted"), "{}", status.message());
 
     assert_refused(who_am_i(&server, "not.a.jwt").await, "INVALID_TOKEN");
 
@@ -217,13 +220,14 @@ async fn every_kind_of_bad_token_is_refused() {
 
 #[tokio::test]
 async fn an_unknown_kid_refreshes_the_keys_at_most_once_per_interval() {
+    const INTERVAL_SECONDS: u64 = 3;
     let old_key = TestKey::generate("old");
     let jwks = JwksServer::start(vec![old_key.jwk.clone()]).await;
-    let server = OsamServer::start(&jwks_config(&jwks.url, 2));
+    let server = OsamServer::start(&jwks_config(&jwks.url, INTERVAL_SECONDS));
     who_am_i(&server, &old_key.sign(&claims("zoe", &[])))
         .await
         .expect("old key accepted");
-    let fetches_before = jwks.request_count();
+    assert_eq!(jwks.request_count(), 1, "keys are fetched once, then cached");
 
     // The issuer rotates: the new key is published, the old one withdrawn.
     let new_key = TestKey::generate("new");
@@ -241,21 +245,105 @@ async fn an_unknown_kid_refreshes_the_keys_at_most_once_per_interval() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(accepted, "the rotated key is picked up");
-
-    // A flood of unknown kids does not hammer the issuer.
-    let forged = TestKey::generate("forged");
     let fetches_after_rotation = jwks.request_count();
-    for _ in 0..20 {
+
+    // A flood of distinct unknown kids right after a refresh causes no fetch at all...
+    for attempt in 0..20 {
+        let forged = TestKey::generate(&format!("forged-{attempt}"));
         assert_refused(
             who_am_i(&server, &forged.sign(&claims("zoe", &[]))).await,
             "UNKNOWN_SIGNING_KEY",
         );
     }
-    assert!(
-        jwks.request_count() <= fetches_after_rotation + 1,
-        "at most one refresh per interval"
+    assert_eq!(
+        jwks.request_count(),
+        fetches_after_rotation,
+        "no fetch within the interval"
     );
-    assert!(fetches_after_rotation > fetches_before);
+
+    // ...and once the interval has passed, exactly one.
+    tokio::time::sleep(Duration::from_secs(INTERVAL_SECONDS) + Duration::from_millis(300)).await;
+    for attempt in 0..5 {
+        let forged = TestKey::generate(&format!("late-{attempt}"));
+        assert_refused(
+            who_am_i(&server, &forged.sign(&claims("zoe", &[]))).await,
+            "UNKNOWN_SIGNING_KEY",
+        );
+    }
+    assert_eq!(
+        jwks.request_count(),
+        fetches_after_rotation + 1,
+        "one fetch per interval"
+    );
+}
+
+#[tokio::test]
+async fn hmac_tokens_are_accepted_only_with_the_configured_secret() {
+    let key = TestKey::generate("k1");
+    let jwks = JwksServer::start(vec![key.jwk.clone()]).await;
+    let secret = "a-shared-secret-of-at-least-32-bytes!!";
+    let secret_file = tempfile::NamedTempFile::new().expect("secret file");
+    std::fs::write(secret_file.path(), secret).expect("write");
+    let config = format!(
+        "{}algorithms = [\"RS256\", \"HS256\"]\nhmac_secret_file = {:?}\n",
+        jwks_config(&jwks.url, 30),
+        secret_file.path()
+    );
+    let server = OsamServer::start(&config);
+    let hs256 = Header::new(Algorithm::HS256);
+    let genuine = jsonwebtoken::encode(
+        &hs256,
+        &claims("zoe", &[]),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signed");
+    assert_eq!(
+        who_am_i(&server, &genuine)
+            .await
+            .expect("accepted")
+            .user
+            .expect("user")
+            .username,
+        "zoe"
+    );
+
+    let confused = jsonwebtoken::encode(
+        &hs256,
+        &claims("zoe", &[]),
+        &EncodingKey::from_secret(&key.public_der),
+    )
+    .expect("signed");
+    let status = who_am_i(&server, &confused).await.expect_err("refused");
+    assert_eq!(reason_of(&status), "INVALID_TOKEN");
+    assert!(status.message().contains("bad signature"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn unreachable_keys_are_unavailable_and_encryption_keys_never_verify() {
+    let key = TestKey::generate("k1");
+    // Nothing listens on port 9 (discard) of the loopback: the fetch fails at once.
+    let server = OsamServer::start(&jwks_config("http://127.0.0.1:9/certs", 30));
+    let status = who_am_i(&server, &key.sign(&claims("zoe", &[])))
+        .await
+        .expect_err("no keys");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(reason_of(&status), "SIGNING_KEYS_UNAVAILABLE");
+    assert!(
+        !status.message().contains("127.0.0.1"),
+        "no internal detail reaches the caller: {}",
+        status.message()
+    );
+
+    // The same RSA key published for encryption only (alg RSA-OAEP, no `use`) is not a signing key.
+    let mut encryption_jwk = key.jwk.clone();
+    encryption_jwk.as_object_mut().expect("object").remove("use");
+    encryption_jwk["alg"] = json!("RSA-OAEP");
+    let jwks = JwksServer::start(vec![encryption_jwk]).await;
+    let server = OsamServer::start(&jwks_config(&jwks.url, 30));
+    let status = who_am_i(&server, &key.sign(&claims("zoe", &[])))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }
 
 #[tokio::test]

@@ -98,3 +98,16 @@ fn dev_token_warns_loudly_and_refuses_other_setups() {
     assert_eq!(code, 2);
     assert!(stderr.contains("refusing"), "{stderr}");
 }
+
+#[test]
+fn the_production_example_configuration_is_valid() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let example = crate::harness::workspace_root().join("deploy/examples/osam.production.toml");
+    let (ok, _, stdout, stderr) = run(
+        state.path(),
+        &["check-config", "--config", example.to_str().expect("utf-8")],
+    );
+    assert!(ok, "{stderr}");
+    let effective: toml::Value = toml::from_str(&stdout).expect("TOML");
+    assert_eq!(effective["auth"]["key_source"].as_str(), Some("jwks"));
+}

@@ -142,7 +142,8 @@ impl CatalogPolicy {
         Decision { allowed, collections }
     }
 
-    fn admin_role_of<'a>(&self, principal: &'a Principal) -> Option<&'a str> {
+    /// The first admin bypass role the principal holds, if any.
+    pub fn admin_role_of<'a>(&self, principal: &'a Principal) -> Option<&'a str> {
         if self.admin_roles.is_empty() {
             return None;
         }

@@ -13,7 +13,8 @@ pub struct DirectoryUser {
     pub username: String,
     pub roles: Vec<String>,
     pub groups: Vec<GroupPath>,
-    pub displayed_name: Option<String>,
+    /// The person's name ("John Doe"), not the formatted displayed name.
+    pub name: Option<String>,
     pub email: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use crate::action::CatalogAction;
 use crate::catalog_role::{CatalogRole, RolePattern};
 
 /// Index of a role string in [`GrantIndex::roles`].
-type RoleId = u32;
+type RoleId = usize;
 
 /// The grants of one action, by how specific the role is. FxHash is safe here: the tables are
 /// built from the principal's own roles, and request values are only looked up, never inserted.
@@ -74,7 +74,7 @@ impl GrantIndex {
             let Some(parsed) = CatalogRole::parse(role) else {
                 continue;
             };
-            let role_id = RoleId::try_from(index.roles.len()).unwrap_or(RoleId::MAX);
+            let role_id = index.roles.len();
             index.roles.push(role.clone());
             index.insert(parsed, role_id);
         }
@@ -108,7 +108,7 @@ impl GrantIndex {
     }
 
     fn role(&self, role_id: RoleId) -> &str {
-        &self.roles[role_id as usize]
+        &self.roles[role_id]
     }
 
     /// Resolves the owner-level grants of `action` on `owner`'s collections.
@@ -124,11 +124,6 @@ impl GrantIndex {
                 .copied()
                 .or(action_grants.any_owner_any_collection),
         }
-    }
-
-    /// The number of catalog roles indexed.
-    pub fn catalog_role_count(&self) -> usize {
-        self.roles.len()
     }
 
     /// Every grant, sorted by owner, collection and action (`*` sorts before letters).

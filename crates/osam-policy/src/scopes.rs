@@ -186,11 +186,6 @@ impl RoleScopeTable {
     pub fn role(&self, role: &str) -> Option<&BTreeSet<String>> {
         self.roles.get(role)
     }
-
-    /// Every role and its scopes, sorted.
-    pub fn roles(&self) -> impl Iterator<Item = (&String, &BTreeSet<String>)> {
-        self.roles.iter()
-    }
 }
 
 /// bluesky-httpserver's role name pattern `^[a-zA-Z_][0-9a-zA-Z_]*$`.

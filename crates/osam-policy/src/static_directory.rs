@@ -162,7 +162,7 @@ fn parse_user(username: String, raw: RawUser) -> Result<DirectoryUser, StaticDir
         username,
         roles,
         groups,
-        displayed_name: raw.displayed_name,
+        name: raw.displayed_name,
         email: raw.email,
     })
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jsonwebtoken::Algorithm;
+
+use crate::auth::keys::is_hmac;
 use osam_policy::{RoleScopeTable, ScopeEdit};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,10 @@ pub struct Config {
 pub struct ServerConfig {
     /// The gRPC listen address.
     pub listen: SocketAddr,
+    /// Allows the development key on a non-loopback address (a shared development cluster).
+    /// Without it, `key_source = "development"` only serves on 127.0.0.0/8 or ::1, so a production
+    /// file that forgot `key_source` cannot end up accepting locally minted tokens on the network.
+    pub allow_development_key_on_network: bool,
     /// Where osam keeps local state (the development signing key). Empty: `$XDG_STATE_HOME/osam`,
     /// else `$HOME/.local/state/osam`, else `.osam-state`.
     pub state_dir: PathBuf,
@@ -54,6 +60,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            allow_development_key_on_network: false,
             state_dir: PathBuf::new(),
             shutdown_grace_seconds: 10,
         }
@@ -127,8 +134,8 @@ pub struct AuthConfig {
     pub issuer: String,
     /// The expected `aud` (one of the token's audiences).
     pub audience: String,
-    /// Accepted signature algorithms; `none` never is.
-    pub algorithms: Vec<String>,
+    /// Accepted signature algorithms; `none` never is (it is not an algorithm here).
+    pub algorithms: Vec<Algorithm>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_seconds: u64,
     /// An unknown `kid` refreshes the JWKS at most once per this interval.
@@ -158,11 +165,17 @@ impl Default for AuthConfig {
             hmac_secret_file: PathBuf::new(),
             issuer: DEVELOPMENT_ISSUER.to_owned(),
             audience: "osam".to_owned(),
-            algorithms: [
-                "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-            ]
-            .map(String::from)
-            .to_vec(),
+            algorithms: vec![
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::EdDSA,
+            ],
             leeway_seconds: 30,
             jwks_min_refresh_seconds: 30,
             jwks_timeout_seconds: 5,
@@ -175,19 +188,6 @@ impl Default for AuthConfig {
             token_cache_capacity: 10_000,
             roles: BTreeMap::new(),
         }
-    }
-}
-
-impl AuthConfig {
-    /// The accepted algorithms, parsed.
-    pub fn parsed_algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
-        self.algorithms
-            .iter()
-            .map(|name| {
-                name.parse::<Algorithm>()
-                    .map_err(|_| invalid("auth.algorithms", format!("unknown algorithm {name:?}")))
-            })
-            .collect()
     }
 }
 
@@ -271,34 +271,52 @@ impl Config {
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let algorithms = self.auth.parsed_algorithms()?;
-        if algorithms.is_empty() {
+        let auth = &self.auth;
+        if auth.algorithms.is_empty() {
             return Err(invalid("auth.algorithms", "at least one algorithm is needed"));
         }
-        let hmac = |algorithm: &Algorithm| {
-            matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
-        };
-        let has_secret = !self.auth.hmac_secret_file.as_os_str().is_empty();
-        if algorithms.iter().any(hmac) && !has_secret {
+        let has_secret = !auth.hmac_secret_file.as_os_str().is_empty();
+        if auth.algorithms.iter().copied().any(is_hmac) && !has_secret {
             return Err(invalid(
                 "auth.algorithms",
                 "HMAC algorithms need auth.hmac_secret_file",
             ));
         }
-        match self.auth.key_source {
-            KeySource::Jwks if self.auth.jwks_url.is_empty() => {
+        match auth.key_source {
+            KeySource::Development
+                if !auth.jwks_url.is_empty() || !auth.public_key_file.as_os_str().is_empty() =>
+            {
+                return Err(invalid(
+                    "auth.key_source",
+                    "is \"development\" (the default) while auth.jwks_url or auth.public_key_file is set; \
+                     set key_source = \"jwks\" or \"public-key-file\"",
+                ));
+            }
+            KeySource::Development
+                if !self.server.listen.ip().is_loopback()
+                    && !self.server.allow_development_key_on_network =>
+            {
+                return Err(invalid(
+                    "auth.key_source",
+                    format!(
+                        "the development key only serves on a loopback address, not {}; configure a real key source \
+                         or set server.allow_development_key_on_network = true",
+                        self.server.listen
+                    ),
+                ));
+            }
+            KeySource::Jwks if auth.jwks_url.is_empty() => {
                 return Err(invalid(
                     "auth.jwks_url",
                     "required when auth.key_source = \"jwks\"",
                 ));
             }
             KeySource::Jwks
-                if !self.auth.jwks_url.starts_with("http://")
-                    && !self.auth.jwks_url.starts_with("https://") =>
+                if !auth.jwks_url.starts_with("http://") && !auth.jwks_url.starts_with("https://") =>
             {
                 return Err(invalid("auth.jwks_url", "must be an http:// or https:// URL"));
             }
-            KeySource::PublicKeyFile if self.auth.public_key_file.as_os_str().is_empty() => {
+            KeySource::PublicKeyFile if auth.public_key_file.as_os_str().is_empty() => {
                 return Err(invalid(
                     "auth.public_key_file",
                     "required when auth.key_source = \"public-key-file\"",
@@ -306,24 +324,45 @@ impl Config {
             }
             _ => {}
         }
-        if self.auth.issuer.is_empty() {
-            return Err(invalid("auth.issuer", "must not be empty"));
+        let bounded = |key: &'static str, value: u64, range: std::ops::RangeInclusive<u64>| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("{value} is outside {}..={}", range.start(), range.end()),
+                ))
+            }
+        };
+        // Zero would disable the JWKS rate limit or make every fetch fail; a long leeway would
+        // make `exp` meaningless.
+        bounded("auth.leeway_seconds", auth.leeway_seconds, 0..=300)?;
+        bounded(
+            "auth.jwks_min_refresh_seconds",
+            auth.jwks_min_refresh_seconds,
+            1..=3600,
+        )?;
+        bounded("auth.jwks_timeout_seconds", auth.jwks_timeout_seconds, 1..=60)?;
+        bounded(
+            "directory.reload_interval_seconds",
+            self.directory.reload_interval_seconds,
+            1..=3600,
+        )?;
+        for (key, value) in [
+            ("auth.issuer", &auth.issuer),
+            ("auth.audience", &auth.audience),
+            ("auth.username_claim", &auth.username_claim),
+        ] {
+            if value.is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
         }
-        if self.auth.audience.is_empty() {
-            return Err(invalid("auth.audience", "must not be empty"));
-        }
-        if self.auth.username_claim.is_empty() {
-            return Err(invalid("auth.username_claim", "must not be empty"));
-        }
-        if self.auth.token_cache_capacity == 0 {
+        if auth.token_cache_capacity == 0 {
             return Err(invalid("auth.token_cache_capacity", "must be at least 1"));
         }
         self.role_scope_table()?;
         if self.catalog.max_batch_size == 0 {
             return Err(invalid("catalog.max_batch_size", "must be at least 1"));
-        }
-        if self.directory.reload_interval_seconds == 0 {
-            return Err(invalid("directory.reload_interval_seconds", "must be at least 1"));
         }
         Ok(())
     }
@@ -431,6 +470,37 @@ mod tests {
             error.starts_with("auth.roles") && error.contains("bad-role"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_development_key_cannot_be_used_by_mistake() {
+        let file = write("[auth]\njwks_url = \"https://idp.example.org/certs\"\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.starts_with("auth.key_source"), "{error}");
+
+        let file = write("[server]\nlisten = \"0.0.0.0:50051\"\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("loopback"), "{error}");
+
+        let file = write("[server]\nlisten = \"0.0.0.0:50051\"\nallow_development_key_on_network = true\n");
+        assert!(Config::load(Some(file.path())).is_ok());
+    }
+
+    #[test]
+    fn limits_that_would_disable_a_protection_are_rejected() {
+        for (text, key) in [
+            (
+                "[auth]\njwks_min_refresh_seconds = 0\n",
+                "auth.jwks_min_refresh_seconds",
+            ),
+            ("[auth]\njwks_timeout_seconds = 0\n", "auth.jwks_timeout_seconds"),
+            ("[auth]\nleeway_seconds = 86400\n", "auth.leeway_seconds"),
+            ("[auth]\nalgorithms = [\"none\"]\n", "auth.algorithms"),
+        ] {
+            let file = write(text);
+            let error = Config::load(Some(file.path())).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
     }
 
     #[test]

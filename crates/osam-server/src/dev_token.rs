@@ -1,11 +1,10 @@
 //! `osam dev-token`: a token for an example user, signed with the development key that `osam
 //! serve` verifies in the embedded default. Refused for any other configuration.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Map, Value, json};
 
 use crate::auth::dev_key::DevelopmentKey;
+use crate::auth::token::unix_now;
 use crate::config::Config;
 use crate::server::load_static_directory;
 
@@ -20,6 +19,9 @@ pub enum DevTokenError {
     #[error("{0}")]
     Other(String),
 }
+
+/// The longest lifetime of a developer token: a week.
+const MAX_TTL_SECONDS: u64 = 7 * 24 * 3600;
 
 /// Mints a token for `username`, valid for `ttl_seconds`.
 pub async fn mint(config: &Config, username: &str, ttl_seconds: u64) -> Result<String, DevTokenError> {
@@ -44,10 +46,12 @@ pub async fn mint(config: &Config, username: &str, ttl_seconds: u64) -> Result<S
     let key = DevelopmentKey::load_or_create(&config.server.effective_state_dir())
         .map_err(|error| DevTokenError::Other(error.to_string()))?;
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0);
+    if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
+        return Err(DevTokenError::Other(format!(
+            "--ttl must be between 1 and {MAX_TTL_SECONDS} seconds"
+        )));
+    }
+    let now = unix_now();
     let mut claims = json!({
         "iss": config.auth.issuer,
         "aud": config.auth.audience,
@@ -64,7 +68,7 @@ pub async fn mint(config: &Config, username: &str, ttl_seconds: u64) -> Result<S
     }
     let groups: Vec<String> = user.groups.iter().map(ToString::to_string).collect();
     set_claim(&mut claims, &config.auth.groups_claim, json!(groups));
-    if let Some(name) = &user.displayed_name {
+    if let Some(name) = &user.name {
         set_claim(&mut claims, "name", json!(name));
     }
     if let Some(email) = &user.email {

@@ -18,8 +18,8 @@ pub enum ApiError {
     InvalidToken(String),
     #[error("the token is signed with key id {0:?}, which the issuer does not publish")]
     UnknownSigningKey(String),
-    #[error("the signing keys could not be fetched: {0}")]
-    KeysUnavailable(String),
+    #[error("the token issuer's signing keys are unavailable; try again later")]
+    KeysUnavailable,
     #[error("{method} requires the scope {scope:?}, which the caller's roles do not grant")]
     MissingScope { method: String, scope: String },
     #[error("{0} is not in the method table and is denied")]
@@ -61,7 +61,7 @@ impl ApiError {
             | ApiError::ImpersonationNotAllowed => Code::PermissionDenied,
             ApiError::UserNotFound(_) => Code::NotFound,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
-            ApiError::KeysUnavailable(_) | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
+            ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
             ApiError::NotImplemented(_) => Code::Unimplemented,
         }
     }
@@ -73,7 +73,7 @@ impl ApiError {
             ApiError::TokenExpired => "TOKEN_EXPIRED",
             ApiError::InvalidToken(_) => "INVALID_TOKEN",
             ApiError::UnknownSigningKey(_) => "UNKNOWN_SIGNING_KEY",
-            ApiError::KeysUnavailable(_) => "SIGNING_KEYS_UNAVAILABLE",
+            ApiError::KeysUnavailable => "SIGNING_KEYS_UNAVAILABLE",
             ApiError::MissingScope { .. } => "MISSING_SCOPE",
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             ApiError::SubjectNotAllowed => "SUBJECT_NOT_ALLOWED",

@@ -5,6 +5,7 @@
 mod auth;
 mod config;
 mod dev_token;
+mod digest;
 mod directory;
 mod error;
 mod identity;

@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::digest::sha256_of_fields;
 use crate::error::ApiError;
 
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -66,10 +67,9 @@ impl Page {
 
 /// A stable hash of the parameters a page token is bound to.
 pub fn binding_of(parts: &[&str]) -> u64 {
-    let joined = parts.join("\u{1f}");
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, joined.as_bytes());
+    let fingerprint = sha256_of_fields(parts.iter().map(|part| part.as_bytes()));
     let mut first = [0u8; 8];
-    first.copy_from_slice(&digest.as_ref()[..8]);
+    first.copy_from_slice(&fingerprint[..8]);
     u64::from_be_bytes(first)
 }
 

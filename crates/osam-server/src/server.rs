@@ -127,7 +127,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let identity = Arc::new(Identity::new(directory.clone(), directory));
 
     let rules = TokenRules {
-        algorithms: config.auth.parsed_algorithms()?,
+        algorithms: config.auth.algorithms.clone(),
         issuer: config.auth.issuer.clone(),
         audience: config.auth.audience.clone(),
         leeway_seconds: config.auth.leeway_seconds,
@@ -154,14 +154,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(osam_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: grpcurl releases before 1.9 only speak v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(osam_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|error| StartError::Reflection(error.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(osam_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|error| StartError::Reflection(error.to_string()))?;
 

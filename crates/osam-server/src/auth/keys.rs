@@ -6,10 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::error::ApiError;
+
+/// Whether `algorithm` is an HMAC (shared secret) algorithm.
+pub fn is_hmac(algorithm: Algorithm) -> bool {
+    matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
 
 /// A verification key and the algorithm its publisher bound it to, if any.
 #[derive(Clone)]
@@ -62,7 +67,8 @@ impl JwksKeys {
             return Ok(key);
         }
         match (last_error, kid) {
-            (Some(error), _) => Err(ApiError::KeysUnavailable(error)),
+            // The detail (URL, network error) is logged by the refresh, not sent to the caller.
+            (Some(_), _) => Err(ApiError::KeysUnavailable),
             (None, Some(kid)) => Err(ApiError::UnknownSigningKey(kid.to_owned())),
             (None, None) => Err(ApiError::InvalidToken(
                 "the token has no kid and the issuer publishes several keys".into(),
@@ -82,6 +88,12 @@ impl JwksKeys {
         let started = Instant::now();
         let outcome = self.fetch().await;
         let error = match outcome {
+            // An empty answer is more likely a broken issuer than a real withdrawal of every key:
+            // keep serving with the keys we have.
+            Ok(keys) if keys.is_empty() => {
+                tracing::warn!(url = %self.url, "the JWKS document has no usable signing key; keeping the previous keys");
+                Some("no usable signing key in the JWKS document".to_owned())
+            }
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "fetched signing keys");
                 *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
@@ -111,37 +123,45 @@ impl JwksKeys {
             .json()
             .await
             .map_err(|error| format!("invalid JWKS document: {error}"))?;
-        let mut keys = HashMap::new();
-        for jwk in &document.keys {
-            if jwk
-                .common
-                .public_key_use
-                .as_ref()
-                .is_some_and(|usage| *usage != PublicKeyUse::Signature)
-            {
-                continue;
+        Ok(document.keys.iter().filter_map(signing_key).collect())
+    }
+}
+
+/// The JWK as a signature verification key, or `None` for keys that must not verify signatures:
+/// keys marked for encryption (`use: enc`, or an encryption `alg` such as RSA-OAEP), keys without
+/// a `kid`, and key types jsonwebtoken cannot use.
+fn signing_key(jwk: &Jwk) -> Option<(String, PublishedKey)> {
+    let kid = jwk.common.key_id.clone()?;
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|usage| *usage != PublicKeyUse::Signature)
+    {
+        return None;
+    }
+    let algorithm = match jwk.common.key_algorithm {
+        None => None,
+        Some(published) => match published.to_string().parse::<Algorithm>() {
+            Ok(algorithm) => Some(algorithm),
+            Err(_) => {
+                tracing::debug!(%kid, algorithm = %published, "skipping a JWKS key that is not for signatures");
+                return None;
             }
-            let Some(kid) = jwk.common.key_id.clone() else {
-                continue;
-            };
-            match DecodingKey::from_jwk(jwk) {
-                Ok(key) => {
-                    let algorithm = jwk
-                        .common
-                        .key_algorithm
-                        .and_then(|algorithm| algorithm.to_string().parse().ok());
-                    keys.insert(
-                        kid,
-                        PublishedKey {
-                            key: Arc::new(key),
-                            algorithm,
-                        },
-                    );
-                }
-                Err(error) => tracing::debug!(%kid, %error, "skipping an unusable JWKS key"),
-            }
+        },
+    };
+    match DecodingKey::from_jwk(jwk) {
+        Ok(key) => Some((
+            kid,
+            PublishedKey {
+                key: Arc::new(key),
+                algorithm,
+            },
+        )),
+        Err(error) => {
+            tracing::debug!(%kid, %error, "skipping an unusable JWKS key");
+            None
         }
-        Ok(keys)
     }
 }
 
@@ -176,7 +196,7 @@ impl KeyStore {
         kid: Option<&str>,
         algorithm: Algorithm,
     ) -> Result<Arc<DecodingKey>, ApiError> {
-        if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        if is_hmac(algorithm) {
             return self
                 .hmac_secret
                 .clone()

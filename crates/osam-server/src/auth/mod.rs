@@ -71,15 +71,18 @@ impl Authenticator {
         if let Requirement::AnyScope(scopes) = requirement
             && !scopes.iter().any(|scope| caller.principal.has_scope(scope))
         {
+            let scope = scopes.first().copied().unwrap_or_default();
             return Err(ApiError::MissingScope {
                 method: method.to_owned(),
-                scope: scopes[0].to_owned(),
+                scope: scope.to_owned(),
             });
         }
         Ok(Some(caller))
     }
 
-    /// The target user's own roles and scopes decide from here on; the app is kept as the actor.
+    /// The target user's own roles and scopes decide from here on, never the app's (an app with
+    /// wide rights acting for a user with narrow rights gets the narrow ones); the app is kept as
+    /// the actor. Holding `users:impersonate` is therefore a strong trust: grant it to apps only.
     async fn impersonate(&self, app: Caller, target: &str, method: &str) -> Result<Caller, ApiError> {
         if !app.principal.has_scope(IMPERSONATE_SCOPE) {
             tracing::warn!(
@@ -91,10 +94,8 @@ impl Authenticator {
             return Err(ApiError::ImpersonationNotAllowed);
         }
         let user = self.identity.find_user(target).await?;
-        let principal = self
-            .identity
-            .principal_of(&user)
-            .acted_for_by(app.principal.username());
+        let principal =
+            Principal::clone(&self.identity.principal_of(&user)).acted_for_by(app.principal.username());
         tracing::info!(
             actor = app.principal.username(),
             user = target,
@@ -103,7 +104,7 @@ impl Authenticator {
         );
         Ok(Caller {
             principal: Arc::new(principal),
-            name: user.displayed_name,
+            name: user.name,
             email: user.email,
         })
     }
@@ -123,7 +124,8 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// The tower layer.
+/// Puts the [`Authenticator`] in front of every service of the server, so that no service can be
+/// added without authentication.
 #[derive(Clone)]
 pub struct AuthLayer {
     authenticator: Arc<Authenticator>,

@@ -12,9 +12,10 @@ use osam_policy::{GroupPath, Principal, RoleScopeTable};
 use serde_json::Value;
 
 use crate::auth::keys::KeyStore;
+use crate::digest::sha256;
 use crate::error::ApiError;
 
-/// Which claims hold what.
+/// Where the claims that make a principal are found; Keycloak and other issuers differ.
 #[derive(Debug, Clone)]
 pub struct ClaimMapping {
     pub role_claims: Vec<String>,
@@ -70,7 +71,7 @@ impl TokenVerifier {
         token: &str,
         scope_table: &Arc<RoleScopeTable>,
     ) -> Result<TokenIdentity, ApiError> {
-        let cache_key = fingerprint(token);
+        let cache_key = sha256(token.as_bytes());
         if let Some(identity) = self.cached(&cache_key, scope_table) {
             return Ok(identity);
         }
@@ -83,7 +84,7 @@ impl TokenVerifier {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let identity = cache.get(cache_key)?;
         // A changed scope table (directory reload) or an expired token means verifying again.
-        let still_valid = now() <= identity.expires_at.saturating_add(self.rules.leeway_seconds)
+        let still_valid = unix_now() <= identity.expires_at.saturating_add(self.rules.leeway_seconds)
             && Arc::ptr_eq(&identity.scope_table, scope_table);
         if still_valid {
             Some(identity.clone())
@@ -96,7 +97,7 @@ impl TokenVerifier {
     fn remember(&self, cache_key: [u8; 32], identity: TokenIdentity) {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= self.cache_capacity {
-            let now = now();
+            let now = unix_now();
             let leeway = self.rules.leeway_seconds;
             cache.retain(|_, cached| now <= cached.expires_at.saturating_add(leeway));
             if cache.len() >= self.cache_capacity {
@@ -203,14 +204,8 @@ fn string_list(value: &Value) -> Vec<String> {
     }
 }
 
-fn fingerprint(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
-}
-
-fn now() -> u64 {
+/// Seconds since the Unix epoch, as JWT times are.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
@@ -233,5 +228,87 @@ mod tests {
             Some(vec!["c".into()])
         );
         assert_eq!(claim_path(&claims, "resource_access.other.roles"), None);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::auth::dev_key::DevelopmentKey;
+    use crate::auth::keys::AsymmetricKeys;
+
+    fn verifier(key: &DevelopmentKey, capacity: usize) -> TokenVerifier {
+        let keys = KeyStore::new(
+            AsymmetricKeys::Fixed {
+                kid: Some(key.kid().to_owned()),
+                key: Arc::new(key.decoding_key().clone()),
+            },
+            None,
+        );
+        let rules = TokenRules {
+            algorithms: vec![Algorithm::RS256],
+            issuer: "test".into(),
+            audience: "osam".into(),
+            leeway_seconds: 0,
+        };
+        let claims = ClaimMapping {
+            role_claims: vec!["roles".into()],
+            groups_claim: "groups".into(),
+            username_claim: "preferred_username".into(),
+        };
+        TokenVerifier::new(keys, rules, claims, capacity)
+    }
+
+    fn token(key: &DevelopmentKey, username: &str, expires_at: u64) -> String {
+        let claims = serde_json::json!({
+            "iss": "test", "aud": "osam", "exp": expires_at, "preferred_username": username, "roles": ["rs_osam_read"],
+        });
+        key.sign(&claims).expect("signed")
+    }
+
+    #[tokio::test]
+    async fn a_repeated_token_is_served_from_the_cache_until_the_scope_table_changes() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let key = DevelopmentKey::load_or_create(state.path()).expect("key");
+        let verifier = verifier(&key, 10);
+        let table = Arc::new(RoleScopeTable::osam_defaults());
+        let token = token(&key, "zoe", unix_now() + 600);
+
+        let first = verifier.verify(&token, &table).await.expect("valid");
+        let second = verifier.verify(&token, &table).await.expect("valid");
+        assert!(
+            Arc::ptr_eq(&first.principal, &second.principal),
+            "the second call is a cache hit"
+        );
+        assert!(first.principal.has_scope("rights:read"));
+
+        let edited = Arc::new(RoleScopeTable::empty());
+        let third = verifier.verify(&token, &edited).await.expect("valid");
+        assert!(
+            !Arc::ptr_eq(&first.principal, &third.principal),
+            "a new table rebuilds the principal"
+        );
+        assert!(!third.principal.has_scope("rights:read"));
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_bounded_and_expired_tokens_are_refused() {
+        let state = tempfile::tempdir().expect("temp dir");
+        let key = DevelopmentKey::load_or_create(state.path()).expect("key");
+        let verifier = verifier(&key, 3);
+        let table = Arc::new(RoleScopeTable::osam_defaults());
+        for user in ["a", "b", "c", "d", "e"] {
+            verifier
+                .verify(&token(&key, user, unix_now() + 600), &table)
+                .await
+                .expect("valid");
+        }
+        assert!(verifier.cache.lock().expect("cache").len() <= 3);
+
+        let expired = token(&key, "old", unix_now() - 10);
+        assert_eq!(
+            verifier.verify(&expired, &table).await.map(|_| ()),
+            Err(ApiError::TokenExpired)
+        );
     }
 }

@@ -60,16 +60,12 @@ impl CatalogAuthzService {
         }
         if explicit {
             let groups = parse_groups(&subject.groups, &format!("{field}.groups"))?;
-            let scope_table = self.identity.scope_table();
-            return Ok(Arc::new(Principal::new(
-                subject.username.clone(),
-                subject.roles.clone(),
-                groups,
-                &scope_table,
-            )));
+            return Ok(self
+                .identity
+                .principal(&subject.username, &subject.roles, &groups));
         }
         let user = self.identity.find_user(&subject.username).await?;
-        Ok(Arc::new(self.identity.principal_of(&user)))
+        Ok(self.identity.principal_of(&user))
     }
 
     fn decide(
@@ -185,13 +181,21 @@ impl pb::catalog_authz_server::CatalogAuthz for CatalogAuthzService {
             action: to_proto_action(action) as i32,
             source: "owner".to_owned(),
         });
+        let admin_grants = self.policy.admin_role_of(&subject).into_iter().flat_map(|role| {
+            CatalogAction::ALL.into_iter().map(move |action| pb::Grant {
+                owner: "*".to_owned(),
+                collection: "*".to_owned(),
+                action: to_proto_action(action) as i32,
+                source: role.to_owned(),
+            })
+        });
         let role_grants = subject.grants().list().into_iter().map(|grant| pb::Grant {
             owner: grant.owner.to_owned(),
             collection: grant.collection.to_owned(),
             action: to_proto_action(grant.action) as i32,
             source: grant.role.to_owned(),
         });
-        let mut grants: Vec<pb::Grant> = owner_grants.chain(role_grants).collect();
+        let mut grants: Vec<pb::Grant> = owner_grants.chain(admin_grants).chain(role_grants).collect();
         grants.sort_by(|left, right| {
             (&left.owner, &left.collection, left.action).cmp(&(&right.owner, &right.collection, right.action))
         });

@@ -61,7 +61,7 @@ impl pb::rights_service_server::RightsService for RightsService {
         }
         let user = self.identity.find_user(&username).await?;
         let principal = self.identity.principal_of(&user);
-        let info = user_info(&principal, user.displayed_name.as_deref(), user.email.as_deref());
+        let info = user_info(&principal, user.name.as_deref(), user.email.as_deref());
         Ok(Response::new(pb::GetUserInfoResponse { user: Some(info) }))
     }
 
