@@ -14,7 +14,7 @@ use osam_proto::v1 as pb;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::harness::{OsamServer, check, reason_of};
+use crate::harness::{OsamServer, allowed, check, reason_of};
 
 const ISSUER: &str = "http://127.0.0.1/realms/test";
 
@@ -365,14 +365,7 @@ async fn scopes_guard_methods_and_public_services_need_no_token() {
     assert_eq!(reason_of(&status), "MISSING_SCOPE");
     // Every authenticated user may check their own catalog rights.
     let mut catalog = server.catalog(&plain_user).await;
-    assert!(
-        catalog
-            .check(check("plain", &["mine"], pb::CatalogAction::Write))
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
-    );
+    assert!(allowed(&mut catalog, check("plain", &["mine"], pb::CatalogAction::Write)).await);
 
     let channel = server.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());

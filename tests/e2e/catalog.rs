@@ -4,7 +4,7 @@ use osam_proto::v1 as pb;
 use pb::CatalogAction::{Download, Read, Write};
 use tonic::Code;
 
-use crate::harness::{OsamServer, check, reason_of};
+use crate::harness::{OsamServer, allowed, check, reason_of};
 
 #[tokio::test]
 async fn a_user_checks_their_own_rights_with_reasons() {
@@ -36,29 +36,10 @@ async fn a_user_checks_their_own_rights_with_reasons() {
         ]
     );
 
+    assert!(allowed(&mut catalog, check("copernicus", &["s1-l1"], Download)).await);
+    assert!(!allowed(&mut catalog, check("copernicus", &["s1-l1"], Write)).await);
     assert!(
-        catalog
-            .check(check("copernicus", &["s1-l1"], Download))
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
-    );
-    assert!(
-        !catalog
-            .check(check("copernicus", &["s1-l1"], Write))
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
-    );
-    assert!(
-        catalog
-            .check(check("alice", &["anything"], Write))
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed,
+        allowed(&mut catalog, check("alice", &["anything"], Write)).await,
         "owners may do anything"
     );
     let unexplained = catalog
@@ -98,23 +79,9 @@ async fn checking_another_subject_needs_check_any() {
         roles: vec!["rs_catalog_copernicus:*_write".into()],
         ..Default::default()
     });
-    assert!(
-        !as_service
-            .check(request.clone())
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
-    );
+    assert!(!allowed(&mut as_service, request.clone()).await);
     request.action = Write as i32;
-    assert!(
-        as_service
-            .check(request.clone())
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
-    );
+    assert!(allowed(&mut as_service, request.clone()).await);
 
     request.subject = Some(pb::Subject {
         username: "ghost".into(),
@@ -180,22 +147,14 @@ async fn resource_attributes_grant_through_the_group_hierarchy() {
         read_groups: vec!["/institutions/es".into()],
         ..Default::default()
     });
-    assert!(
-        !catalog
-            .check(request.clone())
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed,
-        "separator-aware"
-    );
+    assert!(!allowed(&mut catalog, request.clone()).await, "separator-aware");
     request.action = Download as i32;
     request.resource = Some(pb::ResourceAttributes {
         public_read: true,
         ..Default::default()
     });
     assert!(
-        !catalog.check(request).await.expect("check").into_inner().allowed,
+        !allowed(&mut catalog, request).await,
         "public read is not download"
     );
 }

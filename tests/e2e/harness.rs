@@ -101,10 +101,7 @@ impl OsamServer {
             .expect("connects")
     }
 
-    pub async fn catalog(
-        &self,
-        token: &str,
-    ) -> pb::catalog_authz_client::CatalogAuthzClient<InterceptedService<Channel, BearerToken>> {
+    pub async fn catalog(&self, token: &str) -> CatalogClient {
         pb::catalog_authz_client::CatalogAuthzClient::with_interceptor(
             self.channel().await,
             BearerToken::new(token),
@@ -222,6 +219,20 @@ pub fn reason_of(status: &tonic::Status) -> String {
         .get_details_error_info()
         .map(|info| info.reason)
         .unwrap_or_default()
+}
+
+/// A CatalogAuthz client that sends a bearer token.
+pub type CatalogClient =
+    pb::catalog_authz_client::CatalogAuthzClient<InterceptedService<Channel, BearerToken>>;
+
+/// Whether `request` is allowed (the call itself must succeed).
+pub async fn allowed(client: &mut CatalogClient, request: pb::CheckRequest) -> bool {
+    client
+        .check(request)
+        .await
+        .expect("check succeeds")
+        .into_inner()
+        .allowed
 }
 
 /// A CheckRequest for the caller.

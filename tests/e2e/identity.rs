@@ -6,7 +6,7 @@ use std::time::Duration;
 use osam_proto::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{BearerToken, OsamServer, check, reason_of};
+use crate::harness::{BearerToken, OsamServer, allowed, check, reason_of};
 
 #[tokio::test]
 async fn who_am_i_and_user_info_use_the_bluesky_displayed_name() {
@@ -84,20 +84,18 @@ async fn an_app_with_the_scope_acts_with_the_users_rights() {
     let mut catalog =
         pb::catalog_authz_client::CatalogAuthzClient::with_interceptor(channel.clone(), acting_for_alice);
     assert!(
-        catalog
-            .check(check("copernicus", &["s1-l1"], pb::CatalogAction::Read))
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
+        allowed(
+            &mut catalog,
+            check("copernicus", &["s1-l1"], pb::CatalogAction::Read)
+        )
+        .await
     );
     assert!(
-        !catalog
-            .check(check("copernicus", &["s1-l1"], pb::CatalogAction::Write))
-            .await
-            .expect("check")
-            .into_inner()
-            .allowed
+        !allowed(
+            &mut catalog,
+            check("copernicus", &["s1-l1"], pb::CatalogAction::Write)
+        )
+        .await
     );
 
     let logged = server.logs().into_iter().any(|event| {
