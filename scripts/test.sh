@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it: `buf lint` of the contract, then every Rust test
 # (unit, conformance vectors, end-to-end tests that start the real osam binary and call it from
-# Rust, grpcurl and a generated Python client). The Python tools (grpcio-tools, grpcurl, buf) are
+# Rust, grpcurl and a generated Python client), then one osam-client example against the embedded
+# default. The Python tools (grpcio-tools, grpcurl, buf) are
 # installed into target/test-tools so the machine's Python stays untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,4 @@ export PATH="$PWD/$tools/bin:$PATH"
 
 buf lint
 cargo nextest run --workspace --no-fail-fast
+bash scripts/example-against-embedded-default.sh

@@ -4,6 +4,7 @@
 mod auth;
 mod catalog;
 mod cli;
+mod client;
 mod harness;
 mod identity;
 mod lifecycle;
