@@ -8,4 +8,6 @@ mod client;
 mod harness;
 mod identity;
 mod lifecycle;
+mod moto;
 mod other_languages;
+mod rights;

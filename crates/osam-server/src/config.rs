@@ -38,6 +38,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub catalog: CatalogConfig,
     pub directory: DirectoryConfig,
+    pub storage: StorageConfig,
+    pub accounts: AccountsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +238,111 @@ impl Default for DirectoryConfig {
     }
 }
 
+/// Where the bucket configuration CSV is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketConfigSourceKind {
+    File,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `file` (a local CSV) or `s3` (an object in `bucket_config_bucket`/`bucket_config_key`).
+    pub bucket_config_source: BucketConfigSourceKind,
+    /// The CSV file. Empty: the example built into the binary (`deploy/examples/buckets.csv`).
+    pub bucket_config_file: PathBuf,
+    pub bucket_config_bucket: String,
+    pub bucket_config_key: String,
+    /// How often the file's modification time or the object's ETag is checked.
+    pub poll_interval_seconds: u64,
+    /// The object store holding the configuration object, and users' buckets.
+    pub s3: S3ConnectionConfig,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            bucket_config_source: BucketConfigSourceKind::File,
+            bucket_config_file: PathBuf::new(),
+            bucket_config_bucket: String::new(),
+            bucket_config_key: "buckets.csv".to_owned(),
+            poll_interval_seconds: 30,
+            s3: S3ConnectionConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3ConnectionConfig {
+    /// The endpoint URL of an S3-compatible server; empty for AWS.
+    pub endpoint: String,
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as most S3-compatible servers need.
+    pub force_path_style: bool,
+    pub access_key_id: String,
+    /// Prefer `secret_access_key_file` (or `OSAM_STORAGE__S3__SECRET_ACCESS_KEY`); never printed.
+    pub secret_access_key: String,
+    pub secret_access_key_file: PathBuf,
+}
+
+impl Default for S3ConnectionConfig {
+    fn default() -> Self {
+        S3ConnectionConfig {
+            endpoint: String::new(),
+            region: "us-east-1".to_owned(),
+            force_path_style: true,
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            secret_access_key_file: PathBuf::new(),
+        }
+    }
+}
+
+impl S3ConnectionConfig {
+    /// The secret key, from the file when one is configured.
+    pub fn resolved_secret(&self) -> Result<String, ConfigError> {
+        if self.secret_access_key_file.as_os_str().is_empty() {
+            return Ok(self.secret_access_key.clone());
+        }
+        std::fs::read_to_string(&self.secret_access_key_file)
+            .map(|secret| secret.trim().to_owned())
+            .map_err(|error| {
+                invalid(
+                    "storage.s3.secret_access_key_file",
+                    format!("{}: {error}", self.secret_access_key_file.display()),
+                )
+            })
+    }
+}
+
+/// Which account provider holds users' object-storage accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountProviderKind {
+    /// Accounts in a file under the state directory (development and tests).
+    Embedded,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    pub provider: AccountProviderKind,
+    /// The ownership marker written on each account; `%keycloak-user%` is replaced by the username.
+    pub marker_template: String,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            provider: AccountProviderKind::Embedded,
+            marker_template: "osam-managed:%keycloak-user%".to_owned(),
+        }
+    }
+}
+
 impl Config {
     /// Loads defaults, then `file` (when given), then `OSAM_*` environment variables, and
     /// validates the result.
@@ -252,7 +359,15 @@ impl Config {
         }
         // Only `OSAM_<SECTION>__<KEY>` variables configure the server; other OSAM_* variables (such as
         // the client's OSAM_ENV) are not configuration keys and must not be rejected as unknown.
-        let sections = ["server__", "log__", "auth__", "catalog__", "directory__"];
+        let sections = [
+            "server__",
+            "log__",
+            "auth__",
+            "catalog__",
+            "directory__",
+            "storage__",
+            "accounts__",
+        ];
         let environment = Env::prefixed("OSAM_")
             .filter(move |key| {
                 sections
@@ -364,6 +479,25 @@ impl Config {
         if self.catalog.max_batch_size == 0 {
             return Err(invalid("catalog.max_batch_size", "must be at least 1"));
         }
+        bounded(
+            "storage.poll_interval_seconds",
+            self.storage.poll_interval_seconds,
+            1..=86_400,
+        )?;
+        if self.storage.bucket_config_source == BucketConfigSourceKind::S3 {
+            if self.storage.bucket_config_bucket.is_empty() {
+                return Err(invalid(
+                    "storage.bucket_config_bucket",
+                    "required when storage.bucket_config_source = \"s3\"",
+                ));
+            }
+            if self.storage.bucket_config_key.is_empty() {
+                return Err(invalid("storage.bucket_config_key", "must not be empty"));
+            }
+            self.storage.s3.resolved_secret()?;
+        }
+        osam_policy::accounts::MarkerTemplate::parse(&self.accounts.marker_template)
+            .map_err(|message| invalid("accounts.marker_template", message))?;
         Ok(())
     }
 

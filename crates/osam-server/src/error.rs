@@ -36,6 +36,25 @@ pub enum ApiError {
     BatchTooLarge { size: usize, max: usize },
     #[error("the directory is unavailable: {0}")]
     DirectoryUnavailable(String),
+    #[error("no valid bucket configuration is loaded from {0} yet")]
+    BucketConfigNotLoaded(String),
+    #[error("no bucket configuration is loaded from {0} yet")]
+    NoBucketConfig(String),
+    #[error(
+        "user {0:?} has no object-storage account; accounts are created by a sync: call \
+         osam.v1.AccountService/SyncAccounts (scope accounts:sync)"
+    )]
+    NoAccount(String),
+    #[error("object-storage account {0:?} does not exist")]
+    AccountNotFound(String),
+    #[error("the account provider rejected the request: {0}")]
+    ProviderRejected(String),
+    #[error("the secret of account {0:?} is lost or unreadable; rotate its access key")]
+    SecretLost(String),
+    #[error("the account provider is unavailable: {0}")]
+    ProviderUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
 }
@@ -59,7 +78,15 @@ impl ApiError {
             | ApiError::MethodNotAllowed(_)
             | ApiError::SubjectNotAllowed
             | ApiError::ImpersonationNotAllowed => Code::PermissionDenied,
-            ApiError::UserNotFound(_) => Code::NotFound,
+            ApiError::UserNotFound(_)
+            | ApiError::NoBucketConfig(_)
+            | ApiError::NoAccount(_)
+            | ApiError::AccountNotFound(_) => Code::NotFound,
+            ApiError::BucketConfigNotLoaded(_) | ApiError::ProviderRejected(_) | ApiError::SecretLost(_) => {
+                Code::FailedPrecondition
+            }
+            ApiError::ProviderUnavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
             ApiError::NotImplemented(_) => Code::Unimplemented,
@@ -82,6 +109,14 @@ impl ApiError {
             ApiError::InvalidArgument { .. } => "INVALID_ARGUMENT",
             ApiError::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
             ApiError::DirectoryUnavailable(_) => "DIRECTORY_UNAVAILABLE",
+            ApiError::BucketConfigNotLoaded(_) => "BUCKET_CONFIG_NOT_LOADED",
+            ApiError::NoBucketConfig(_) => "NO_BUCKET_CONFIG",
+            ApiError::NoAccount(_) => "NO_ACCOUNT",
+            ApiError::AccountNotFound(_) => "ACCOUNT_NOT_FOUND",
+            ApiError::ProviderRejected(_) => "PROVIDER_REJECTED",
+            ApiError::SecretLost(_) => "SECRET_LOST",
+            ApiError::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
             ApiError::NotImplemented(_) => "NOT_IMPLEMENTED",
         }
     }
@@ -93,7 +128,10 @@ impl ApiError {
                 vec![("method".into(), method.clone()), ("scope".into(), scope.clone())]
             }
             ApiError::MethodNotAllowed(method) => vec![("method".into(), method.clone())],
-            ApiError::UserNotFound(username) => vec![("username".into(), username.clone())],
+            ApiError::UserNotFound(username) | ApiError::NoAccount(username) => {
+                vec![("username".into(), username.clone())]
+            }
+            ApiError::ProviderRejected(reason) => vec![("provider_reason".into(), reason.clone())],
             ApiError::InvalidArgument { field, .. } => vec![("field".into(), field.clone())],
             ApiError::UnknownSigningKey(kid) => vec![("kid".into(), kid.clone())],
             _ => Vec::new(),

@@ -10,8 +10,10 @@ mod directory;
 mod error;
 mod identity;
 mod paging;
+mod rights_command;
 mod server;
 mod services;
+mod storage;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -45,6 +47,21 @@ enum Command {
     CheckConfig {
         #[arg(long, env = "OSAM_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Prints a user's S3 rights lists and policy document, computed offline (nothing is applied).
+    Rights {
+        /// The username (its own folder in the catch-all bucket is part of the rights).
+        #[arg(long)]
+        user: String,
+        /// The user's roles, comma-separated (`rs_catalog_<owner>:<collection>_<action>`).
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        roles: Vec<String>,
+        /// The bucket configuration CSV (`owner,collection,product_type,expiration_days,bucket`).
+        #[arg(long)]
+        bucket_config: PathBuf,
+        /// One JSON object with `read`, `read_download`, `write_download` and `policy`.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints a token for an example user, signed with the development key (development setup only).
     DevToken {
@@ -102,6 +119,31 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Rights {
+            user,
+            roles,
+            bucket_config,
+            json,
+        } => {
+            let roles: Vec<String> = roles
+                .into_iter()
+                .map(|role| role.trim().to_owned())
+                .filter(|role| !role.is_empty())
+                .collect();
+            match rights_command::render(&user, &roles, &bucket_config, json) {
+                Ok(output) => {
+                    print!("{output}");
+                    if json {
+                        println!();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("osam: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::DevToken { user, config, ttl } => {
             let config = match load_config(config.as_ref()) {
                 Ok(config) => config,

@@ -23,6 +23,7 @@ use crate::identity::Identity;
 use crate::services::accounts::AccountService;
 use crate::services::catalog::CatalogAuthzService;
 use crate::services::rights::RightsService;
+use crate::storage::Storage;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("directory: {0}")]
     Directory(String),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error("auth: {0}")]
     Keys(String),
     #[error("cannot listen on {address}: {source}")]
@@ -150,7 +153,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         identity.clone(),
         config.catalog.max_batch_size,
     );
-    let rights = RightsService::new(identity.clone());
+    let storage = Arc::new(Storage::start(&config).await.map_err(StartError::Storage)?);
+    let rights = RightsService::new(identity.clone(), storage.clone());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
@@ -201,7 +205,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .add_service(pb::catalog_authz_server::CatalogAuthzServer::new(catalog))
         .add_service(pb::rights_service_server::RightsServiceServer::new(rights))
         .add_service(pb::account_service_server::AccountServiceServer::new(
-            AccountService,
+            AccountService::new(storage),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
 

@@ -1,12 +1,23 @@
-//! AccountService: every method answers UNIMPLEMENTED, naming what is missing, until the account
-//! providers, the sync and the bucket configuration land.
+//! AccountService: the bucket configuration (GetStorageConfiguration). The sync, the account list
+//! and users' credentials answer UNIMPLEMENTED, naming what is missing, until they land.
+
+use std::sync::Arc;
 
 use osam_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
+use crate::storage::Storage;
 
-pub struct AccountService;
+pub struct AccountService {
+    storage: Arc<Storage>,
+}
+
+impl AccountService {
+    pub fn new(storage: Arc<Storage>) -> AccountService {
+        AccountService { storage }
+    }
+}
 
 #[tonic::async_trait]
 impl pb::account_service_server::AccountService for AccountService {
@@ -48,9 +59,26 @@ impl pb::account_service_server::AccountService for AccountService {
         &self,
         _: Request<pb::GetStorageConfigurationRequest>,
     ) -> Result<Response<pb::GetStorageConfigurationResponse>, Status> {
-        Err(ApiError::NotImplemented(
-            "AccountService.GetStorageConfiguration (the bucket configuration sources)",
-        )
-        .into())
+        let origin = self.storage.bucket_config.origin();
+        let config = self
+            .storage
+            .bucket_config
+            .current()
+            .ok_or_else(|| ApiError::NoBucketConfig(origin.clone()))?;
+        let rules = config
+            .rules()
+            .iter()
+            .map(|rule| pb::BucketRule {
+                owner: rule.owner.as_str().to_owned(),
+                collection: rule.collection.as_str().to_owned(),
+                product_type: rule.product_type.as_str().to_owned(),
+                expiration_days: rule.expiration_days,
+                bucket: rule.bucket.as_str().to_owned(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetStorageConfigurationResponse {
+            rules,
+            source: origin,
+        }))
     }
 }

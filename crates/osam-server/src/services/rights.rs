@@ -1,5 +1,5 @@
-//! RightsService: who users are (GetUserInfo, WhoAmI). The S3 rights methods answer
-//! UNIMPLEMENTED until the S3 rights work lands.
+//! RightsService: who users are (GetUserInfo, WhoAmI) and what S3 rights their catalog roles
+//! give (GetUserRights computes them, ApplyUserRights writes them to the user's account).
 
 use std::sync::Arc;
 
@@ -10,14 +10,23 @@ use tonic::{Request, Response, Status};
 use super::caller_of;
 use crate::error::ApiError;
 use crate::identity::Identity;
+use crate::storage::{Storage, provider_error};
 
 pub struct RightsService {
     identity: Arc<Identity>,
+    storage: Arc<Storage>,
 }
 
 impl RightsService {
-    pub fn new(identity: Arc<Identity>) -> RightsService {
-        RightsService { identity }
+    pub fn new(identity: Arc<Identity>, storage: Arc<Storage>) -> RightsService {
+        RightsService { identity, storage }
+    }
+
+    async fn directory_user(&self, username: &str) -> Result<osam_policy::DirectoryUser, ApiError> {
+        if username.is_empty() {
+            return Err(ApiError::invalid_argument("username", "must not be empty"));
+        }
+        self.identity.find_user(username).await
     }
 }
 
@@ -36,19 +45,45 @@ fn user_info(principal: &Principal, name: Option<&str>, email: Option<&str>) -> 
 impl pb::rights_service_server::RightsService for RightsService {
     async fn get_user_rights(
         &self,
-        _: Request<pb::GetUserRightsRequest>,
+        request: Request<pb::GetUserRightsRequest>,
     ) -> Result<Response<pb::GetUserRightsResponse>, Status> {
-        Err(ApiError::NotImplemented("RightsService.GetUserRights (S3 rights lists and policy documents from the bucket configuration)").into())
+        let user = self.directory_user(&request.into_inner().username).await?;
+        let computed = self.storage.rights_of(&user)?;
+        use osam_policy::s3_rights::RightsLevel;
+        Ok(Response::new(pb::GetUserRightsResponse {
+            read: computed.rights.level_strings(RightsLevel::Read),
+            read_download: computed.rights.level_strings(RightsLevel::ReadDownload),
+            write_download: computed.rights.level_strings(RightsLevel::WriteDownload),
+            policy_json: computed.policy_json,
+        }))
     }
 
     async fn apply_user_rights(
         &self,
-        _: Request<pb::ApplyUserRightsRequest>,
+        request: Request<pb::ApplyUserRightsRequest>,
     ) -> Result<Response<pb::ApplyUserRightsResponse>, Status> {
-        Err(ApiError::NotImplemented(
-            "RightsService.ApplyUserRights (S3 policy documents applied through an account provider)",
-        )
-        .into())
+        let caller = caller_of(&request)?;
+        let user = self.directory_user(&request.into_inner().username).await?;
+        let computed = self.storage.rights_of(&user)?;
+        let account_id = self.storage.account_of(&user.username).await?;
+        let accounts = &self.storage.accounts;
+        let applied = if computed.grants_nothing {
+            accounts.remove_policy(&account_id).await
+        } else {
+            accounts.apply_policy(&account_id, &computed.policy_json).await
+        };
+        applied.map_err(provider_error)?;
+        tracing::info!(
+            caller = caller.principal.username(),
+            actor = caller.principal.actor().unwrap_or_default(),
+            user = %user.username,
+            account = %account_id,
+            "policy applied"
+        );
+        Ok(Response::new(pb::ApplyUserRightsResponse {
+            account_id,
+            policy_json: computed.policy_json,
+        }))
     }
 
     async fn get_user_info(
