@@ -1,5 +1,6 @@
 //! Runs every vector of `shared/conformance/s3-rights.yaml` (read in place, never copied) through
-//! the S3 rights computation, and checks that each case also gives a well-formed policy document.
+//! the S3 rights computation, and checks that each case also gives a well-formed policy document
+//! that leaves out only paths of its lists.
 
 use std::path::PathBuf;
 
@@ -83,15 +84,16 @@ fn every_vector_gives_a_deterministic_policy_with_unique_sids() {
         let rights = S3Rights::compute(&case.user, case.roles.iter().map(String::as_str), &config);
         let reversed_roles = case.roles.iter().rev().map(String::as_str);
         let rights_again = S3Rights::compute(&case.user, reversed_roles, &config);
-        let json = PolicyDocument::for_rights(&rights).to_json().expect("serialises");
+        let document = PolicyDocument::for_rights(&rights);
+        let json = document.to_json().expect("serialises");
         let json_again = PolicyDocument::for_rights(&rights_again)
             .to_json()
             .expect("serialises");
         assert_eq!(json, json_again, "{} {:?}", case.user, case.roles);
 
-        let document: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
-        assert_eq!(document["Version"], "2012-10-17");
-        let statements = document["Statement"].as_array().expect("a statement list");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(value["Version"], "2012-10-17");
+        let statements = value["Statement"].as_array().expect("a statement list");
         // Every vector user has the catch-all folder, so there is always something to grant.
         assert!(!statements.is_empty());
         let mut sids: Vec<&str> = statements
@@ -106,5 +108,52 @@ fn every_vector_gives_a_deterministic_policy_with_unique_sids() {
         let count = sids.len();
         sids.dedup();
         assert_eq!(sids.len(), count, "duplicate Sid in {json}");
+
+        // A path left out of the document (IAM cannot express it) is one of the case's paths at
+        // that level, and never the user's own folder.
+        let own_folder = format!("rspython-ops-catalog/{}/*/", case.user);
+        for left_out in document.left_out() {
+            assert!(
+                case.expected(left_out.level())
+                    .iter()
+                    .any(|path| path == left_out.path()),
+                "{} {:?}: {left_out} is not in the lists",
+                case.user,
+                case.roles
+            );
+            assert_ne!(left_out.path(), own_folder);
+        }
     }
+}
+
+/// The vector with an owner `*` and a named collection: its read paths cannot be expressed in IAM
+/// without granting more, so the document leaves every one of them out and reports it.
+#[test]
+fn the_owner_wildcard_vector_is_left_out_of_the_document() {
+    let vectors = vectors();
+    let config = BucketConfig::parse(&vectors.bucket_config).expect("the vectors' configuration parses");
+    let case = vectors
+        .cases
+        .iter()
+        .find(|case| case.roles == ["rs_catalog_*:s1-l1_read"])
+        .expect("the vector of rs_catalog_*:s1-l1_read");
+    let rights = S3Rights::compute(&case.user, case.roles.iter().map(String::as_str), &config);
+    let document = PolicyDocument::for_rights(&rights);
+    let left_out: Vec<(RightsLevel, &str)> = document
+        .left_out()
+        .iter()
+        .map(|path| (path.level(), path.path()))
+        .collect();
+    let expected: Vec<(RightsLevel, &str)> = case
+        .read
+        .iter()
+        .map(|path| (RightsLevel::Read, path.as_str()))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(left_out, expected);
+    let json = document.to_json().expect("serialises");
+    assert!(
+        !json.contains("ReadObjects") && !json.contains("*/s1-l1"),
+        "{json}"
+    );
 }

@@ -1,14 +1,21 @@
 //! Property tests of the S3 policy document against the rights lists it is built from, over random
-//! catalog roles (globs included), bucket configurations and usernames:
+//! catalog roles (globs included, with paths IAM cannot express), bucket configurations and
+//! usernames. Two matchers, both written here: IAM's reading of the document (`*` spans `/`), and
+//! the rights lists' reading of a path (`*` and `?` stay within one segment).
 //!
-//! - soundness: every (bucket, key, action) the document grants, judged by an IAM-style matcher
-//!   written here, is granted by a rights path of a level that has that action; judged with
-//!   segment-aware wildcards, it is granted too unless the path is one the module documents as
-//!   inexact in IAM (`object_arn_is_exact` is false);
-//! - completeness: every key a rights path grants (segment-aware) is granted by the document;
-//! - listing: every `s3:prefix` the document allows stays inside a path of that bucket;
+//! - soundness, strict: every (bucket, key, action) the document grants is allowed by a rights
+//!   path of a level that has that action, with no exception; keys are random and also built to
+//!   make a wildcard span a `/`;
+//! - completeness: every key a path allows is granted, unless the document reports the path as
+//!   left out, and it reports exactly the paths `object_arn_is_exact` calls inexact;
+//! - listing: every `s3:prefix` the document allows stays inside a path of that bucket (strict),
+//!   and every prefix inside a path that is not left out is allowed;
+//! - bucket statements: `GetBucketLocation` and `ListBucketMultipartUploads` name exactly the
+//!   buckets with a path (a write path) that is not left out;
 //! - determinism and Sids: the same rights in another role order give byte-identical JSON, and
 //!   Sids are unique and alphanumeric.
+
+use std::collections::BTreeSet;
 
 use osam_policy::policy_document::object_arn_is_exact;
 use osam_policy::{BucketConfig, PathSegment, PolicyDocument, RightsLevel, RightsPath, S3Rights};
@@ -16,7 +23,7 @@ use proptest::prelude::*;
 use regex::Regex;
 
 const ROLE_OWNERS: [&str; 7] = ["paul", "pauline", "copernicus", "*", "p*", "pa?l", "cop*"];
-const ROLE_COLLECTIONS: [&str; 7] = ["s1-l1", "s1-aux", "s1-*", "*", "s1-l?", "*-l1", "s2"];
+const ROLE_COLLECTIONS: [&str; 8] = ["s1-l1", "s1-aux", "s1-*", "*", "s1-l?", "*-l1", "s2", "s1-*-l1"];
 const ACTIONS: [&str; 3] = ["read", "download", "write"];
 const RULE_OWNERS: [&str; 5] = ["*", "paul", "pauline", "copernicus", "emilie"];
 const RULE_COLLECTIONS: [&str; 5] = ["*", "s1-l1", "s1-aux", "s1-auxx", "s2"];
@@ -24,7 +31,7 @@ const PRODUCT_TYPES: [&str; 2] = ["*", "x"];
 const BUCKETS: [&str; 3] = ["bkt-a", "bkt-b", "bkt-c"];
 const USERNAMES: [&str; 5] = ["bob", "paul", "st*r", "a$b", "q?x"];
 /// Key segments: owners, collections, usernames, and near misses of each.
-const KEY_SEGMENTS: [&str; 17] = [
+const KEY_SEGMENTS: [&str; 18] = [
     "paul",
     "pauline",
     "pal",
@@ -41,6 +48,7 @@ const KEY_SEGMENTS: [&str; 17] = [
     "s1-",
     "s2",
     "x-l1",
+    "s1-x-l1",
     "",
 ];
 
@@ -90,60 +98,82 @@ fn iam_regex(pattern: &str) -> Regex {
     Regex::new(&regex).expect("a valid regex")
 }
 
-/// A segment as a regex fragment: a glob's `*`/`?` never cross `/` when `segment_aware`, and
-/// cross it otherwise (IAM's reading); a literal is itself.
-fn segment_regex(segment: &PathSegment, segment_aware: bool) -> String {
+/// A segment as the rights lists read it, as a regex fragment: a glob's `*` and `?` never match
+/// `/`; a literal is itself.
+fn segment_regex(segment: &PathSegment) -> String {
     match segment {
         PathSegment::Literal(text) => regex::escape(text),
         PathSegment::Glob(text) => text
             .chars()
-            .map(|character| match (character, segment_aware) {
-                ('*', true) => "[^/]*".to_owned(),
-                ('?', true) => "[^/]".to_owned(),
-                ('*', false) => ".*".to_owned(),
-                ('?', false) => ".".to_owned(),
-                (other, _) => regex::escape(&other.to_string()),
+            .map(|character| match character {
+                '*' => "[^/]*".to_owned(),
+                '?' => "[^/]".to_owned(),
+                other => regex::escape(&other.to_string()),
             })
             .collect(),
     }
 }
 
-/// A rights path with its meaning compiled: the keys it grants start with `<owner>/<collection>/`,
-/// read as globs whose wildcards stop at `/` (`exact`) or cross it as IAM's do (`loose`).
+/// A rights path with its meaning compiled, independently of the document: the keys it allows
+/// start with `<owner>/<collection>/`, and the prefixes it lets a user list are the collection
+/// folder itself or anything inside it; wildcards stay within one segment.
 struct CompiledPath<'a> {
+    level: RightsLevel,
     path: &'a RightsPath,
-    exact: Regex,
-    loose: Regex,
-    /// The collection folder itself or anything inside it, for `s3:prefix`.
+    keys: Regex,
     listing: Regex,
 }
 
 impl<'a> CompiledPath<'a> {
-    fn new(path: &'a RightsPath) -> CompiledPath<'a> {
-        let key_prefix = |segment_aware: bool| {
-            let pattern = format!(
-                "(?s)^{}/{}/",
-                segment_regex(path.owner(), segment_aware),
-                segment_regex(path.collection(), segment_aware)
-            );
-            Regex::new(&pattern).expect("a valid regex")
-        };
-        let listing = format!(
-            "(?s)^{}/{}(/.*)?$",
-            segment_regex(path.owner(), false),
-            segment_regex(path.collection(), false)
+    fn new(level: RightsLevel, path: &'a RightsPath) -> CompiledPath<'a> {
+        let folder = format!(
+            "{}/{}",
+            segment_regex(path.owner()),
+            segment_regex(path.collection())
         );
         CompiledPath {
+            level,
             path,
-            exact: key_prefix(true),
-            loose: key_prefix(false),
-            listing: Regex::new(&listing).expect("a valid regex"),
+            keys: Regex::new(&format!("(?s)^{folder}/")).expect("a valid regex"),
+            listing: Regex::new(&format!("(?s)^{folder}(/.*)?$")).expect("a valid regex"),
         }
+    }
+
+    fn in_bucket(&self, bucket: &str) -> bool {
+        self.path.bucket().as_str() == bucket
     }
 }
 
-fn compiled_paths(rights: &S3Rights, level: RightsLevel) -> Vec<CompiledPath<'_>> {
-    rights.level(level).iter().map(CompiledPath::new).collect()
+fn compiled_paths(rights: &S3Rights) -> Vec<CompiledPath<'_>> {
+    rights
+        .all_paths()
+        .map(|(level, path)| CompiledPath::new(level, path))
+        .collect()
+}
+
+/// Keys aimed at a path: one inside it (each wildcard replaced by a plain value), and ones where a
+/// wildcard is replaced by a run holding `/` (what IAM's `*` accepts and the rights lists do not).
+fn probe_keys(path: &RightsPath) -> Vec<String> {
+    let concrete = |segment: &PathSegment, star: &str, question: &str| match segment {
+        PathSegment::Literal(text) => text.clone(),
+        PathSegment::Glob(text) => text.replace('*', star).replace('?', question),
+    };
+    [
+        ("zz", "q"),
+        ("zz/s1-l1", "/"),
+        ("a/b", "q"),
+        ("zz", "/"),
+        ("", "q"),
+    ]
+    .into_iter()
+    .map(|(star, question)| {
+        format!(
+            "{}/{}/k",
+            concrete(path.owner(), star, question),
+            concrete(path.collection(), star, question)
+        )
+    })
+    .collect()
 }
 
 struct CompiledStatement {
@@ -249,45 +279,81 @@ fn keys() -> impl Strategy<Value = Vec<String>> {
     proptest::collection::vec(key, 40)
 }
 
+/// The left-out report as (level, path) pairs.
+fn left_out(document: &PolicyDocument) -> Vec<(RightsLevel, String)> {
+    document
+        .left_out()
+        .iter()
+        .map(|path| (path.level(), path.path().to_owned()))
+        .collect()
+}
+
+fn is_left_out(left_out: &[(RightsLevel, String)], compiled: &CompiledPath) -> bool {
+    left_out
+        .iter()
+        .any(|(level, path)| *level == compiled.level && path == compiled.path.as_str())
+}
+
+/// The buckets the document names for a bucket-level action.
+fn buckets_with_action(statements: &[CompiledStatement], action: &str) -> BTreeSet<&'static str> {
+    BUCKETS
+        .into_iter()
+        .filter(|bucket| document_grants(statements, action, &format!("arn:aws:s3:::{bucket}")))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(600))]
 
     #[test]
-    fn the_document_grants_exactly_what_the_rights_lists_allow(
+    fn the_document_grants_only_what_the_rights_lists_allow_and_all_it_can(
         roles in roles(),
         configuration in configuration(),
         username in proptest::sample::select(USERNAMES.to_vec()),
-        keys in keys(),
+        random_keys in keys(),
     ) {
         let config = BucketConfig::parse(&configuration).expect("generated configurations are valid");
         let rights = S3Rights::compute(username, roles.iter().map(String::as_str), &config);
-        let json = PolicyDocument::for_rights(&rights).to_json().expect("serialises");
+        let document = PolicyDocument::for_rights(&rights);
+        let json = document.to_json().expect("serialises");
         let statements = compile(&json);
+        let paths = compiled_paths(&rights);
+        let left_out = left_out(&document);
 
-        let by_level: Vec<(RightsLevel, Vec<CompiledPath>)> =
-            RightsLevel::ALL.into_iter().map(|level| (level, compiled_paths(&rights, level))).collect();
+        // The report is sorted, unique, and holds exactly the inexact paths of each level.
+        let expected_left_out: Vec<(RightsLevel, String)> = paths
+            .iter()
+            .filter(|compiled| !object_arn_is_exact(compiled.path))
+            .map(|compiled| (compiled.level, compiled.path.as_str().to_owned()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        prop_assert_eq!(&left_out, &expected_left_out);
+
+        let mut keys = random_keys;
+        keys.extend(paths.iter().flat_map(|compiled| probe_keys(compiled.path)));
         for bucket in BUCKETS {
             for key in &keys {
                 let resource = format!("arn:aws:s3:::{bucket}/{key}");
                 for action in OBJECT_ACTIONS {
-                    let paths: Vec<&CompiledPath> = by_level
+                    let allowing: Vec<&CompiledPath> = paths
                         .iter()
-                        .filter(|(level, _)| levels_with_action(action).contains(level))
-                        .flat_map(|(_, paths)| paths)
-                        .filter(|compiled| compiled.path.bucket().as_str() == bucket)
+                        .filter(|compiled| {
+                            compiled.in_bucket(bucket)
+                                && levels_with_action(action).contains(&compiled.level)
+                                && compiled.keys.is_match(key)
+                        })
                         .collect();
                     let granted = document_grants(&statements, action, &resource);
-                    let exactly_allowed = paths.iter().any(|compiled| compiled.exact.is_match(key));
-                    let allowed_through_inexact_path = paths
-                        .iter()
-                        .any(|compiled| !object_arn_is_exact(compiled.path) && compiled.loose.is_match(key));
                     prop_assert!(
-                        !granted || exactly_allowed || allowed_through_inexact_path,
-                        "{action} on {resource} is granted but no rights path allows it\n{json}"
+                        !granted || !allowing.is_empty(),
+                        "{} on {} is granted but no rights path allows it\n{}", action, resource, json
                     );
+                    let enforced = allowing.iter().any(|compiled| !is_left_out(&left_out, compiled));
                     prop_assert!(
-                        !exactly_allowed || granted,
-                        "{action} on {resource} is allowed by the rights lists but not granted\n{json}"
+                        !enforced || granted,
+                        "{} on {} is allowed by a path the document keeps, but not granted\n{}",
+                        action, resource, json
                     );
                 }
             }
@@ -299,24 +365,90 @@ proptest! {
         roles in roles(),
         configuration in configuration(),
         username in proptest::sample::select(USERNAMES.to_vec()),
-        keys in keys(),
+        random_prefixes in keys(),
     ) {
         let config = BucketConfig::parse(&configuration).expect("generated configurations are valid");
         let rights = S3Rights::compute(username, roles.iter().map(String::as_str), &config);
-        let json = PolicyDocument::for_rights(&rights).to_json().expect("serialises");
+        let document = PolicyDocument::for_rights(&rights);
+        let json = document.to_json().expect("serialises");
         let statements = compile(&json);
-        let every_path: Vec<CompiledPath> = rights.all_paths().map(|(_, path)| CompiledPath::new(path)).collect();
+        let paths = compiled_paths(&rights);
+        let left_out = left_out(&document);
+
+        let mut prefixes = random_prefixes;
+        for compiled in &paths {
+            for key in probe_keys(compiled.path) {
+                // The collection folder, its contents, and the key itself.
+                let folder = key.trim_end_matches("/k").to_owned();
+                prefixes.push(format!("{folder}/"));
+                prefixes.push(folder);
+                prefixes.push(key);
+            }
+        }
         for bucket in BUCKETS {
-            for prefix in &keys {
-                let covered = every_path
+            for prefix in &prefixes {
+                let covering: Vec<&CompiledPath> = paths
                     .iter()
-                    .any(|compiled| compiled.path.bucket().as_str() == bucket && compiled.listing.is_match(prefix));
+                    .filter(|compiled| compiled.in_bucket(bucket) && compiled.listing.is_match(prefix))
+                    .collect();
+                let allowed = document_allows_listing(&statements, bucket, prefix);
                 prop_assert!(
-                    !document_allows_listing(&statements, bucket, prefix) || covered,
-                    "listing {bucket} with prefix {prefix:?} is allowed outside every path\n{json}"
+                    !allowed || !covering.is_empty(),
+                    "listing {} with prefix {:?} is allowed outside every path\n{}", bucket, prefix, json
+                );
+                let enforced = covering.iter().any(|compiled| !is_left_out(&left_out, compiled));
+                prop_assert!(
+                    !enforced || allowed,
+                    "listing {} with prefix {:?} is inside a kept path but not allowed\n{}",
+                    bucket, prefix, json
                 );
             }
         }
+    }
+
+    #[test]
+    fn bucket_statements_name_exactly_the_buckets_with_a_kept_path(
+        roles in roles(),
+        configuration in configuration(),
+        username in proptest::sample::select(USERNAMES.to_vec()),
+    ) {
+        let config = BucketConfig::parse(&configuration).expect("generated configurations are valid");
+        let rights = S3Rights::compute(username, roles.iter().map(String::as_str), &config);
+        let document = PolicyDocument::for_rights(&rights);
+        let json = document.to_json().expect("serialises");
+        let statements = compile(&json);
+        let left_out = left_out(&document);
+        let kept: Vec<CompiledPath> = compiled_paths(&rights)
+            .into_iter()
+            .filter(|compiled| !is_left_out(&left_out, compiled))
+            .collect();
+        let buckets_of = |write_only: bool| -> BTreeSet<&'static str> {
+            BUCKETS
+                .into_iter()
+                .filter(|bucket| {
+                    kept.iter().any(|compiled| {
+                        compiled.in_bucket(bucket)
+                            && (!write_only || compiled.level == RightsLevel::WriteDownload)
+                    })
+                })
+                .collect()
+        };
+        let located = buckets_with_action(&statements, "s3:GetBucketLocation");
+        prop_assert_eq!(located, buckets_of(false), "{}", json);
+        let uploads = buckets_with_action(&statements, "s3:ListBucketMultipartUploads");
+        prop_assert_eq!(uploads, buckets_of(true), "{}", json);
+        let listable: BTreeSet<&str> = BUCKETS
+            .into_iter()
+            .filter(|bucket| {
+                let bucket_arn = format!("arn:aws:s3:::{bucket}");
+                statements.iter().any(|statement| {
+                    statement.actions.iter().any(|action| action == "s3:ListBucket")
+                        && statement.resources.iter().any(|pattern| pattern.is_match(&bucket_arn))
+                })
+            })
+            .collect();
+        prop_assert_eq!(listable, buckets_of(false), "{}", json);
+        prop_assert_eq!(document.is_empty(), kept.is_empty());
     }
 
     #[test]
@@ -362,40 +494,93 @@ fn the_matchers_of_this_test_agree_with_iam_on_known_cases() {
     assert!(iam_regex("st${*}r/*").is_match("st*r/x"));
     assert!(iam_regex("a${$}b").is_match("a$b"));
     assert!(!iam_regex("a${$}b").is_match("a${$}b"));
+
+    // The rights lists' reading: wildcards stay within a segment, a username is literal.
+    let config = BucketConfig::parse("*,*,*,30,bkt-a").expect("valid");
+    let rights = S3Rights::compute("st*r", ["rs_catalog_*:s1-l?_read"], &config);
+    let paths = compiled_paths(&rights);
+    let find = |text: &str| {
+        paths
+            .iter()
+            .find(|compiled| compiled.path.as_str() == text)
+            .expect("a path of the rights")
+    };
+    let glob = find("bkt-a/*/s1-l?/");
+    assert!(glob.keys.is_match("alice/s1-l1/x"));
+    assert!(!glob.keys.is_match("alice/private/s1-l1/x"));
+    assert!(!glob.keys.is_match("alice/s1-l/x/y"));
+    assert!(glob.listing.is_match("alice/s1-l1") && !glob.listing.is_match("a/b/s1-l1"));
+    let own = find("bkt-a/st*r/*/");
+    assert!(own.keys.is_match("st*r/c/x") && own.keys.is_match("st*r//x"));
+    assert!(!own.keys.is_match("stir/c/x"));
 }
 
-/// The documented limit, shown on one case: an owner `*` cannot stop at `/` in IAM, so the document
-/// also grants a folder `s1-l1` nested in another collection, and the path says it is inexact.
+/// The documented rule, shown on one case: an owner `*` with a named collection cannot stop at `/`
+/// in IAM, so the path is left out and reported; nothing of it is granted, not even the keys it
+/// means, and the rest of the document is untouched.
 #[test]
-fn an_owner_wildcard_is_the_documented_inexact_case() {
+fn an_owner_wildcard_with_a_named_collection_is_left_out_and_reported() {
     let config = BucketConfig::parse("*,*,*,30,bkt-a").expect("valid");
     let rights = S3Rights::compute("bob", ["rs_catalog_*:s1-l1_download"], &config);
-    let json = PolicyDocument::for_rights(&rights).to_json().expect("serialises");
+    let document = PolicyDocument::for_rights(&rights);
+    let json = document.to_json().expect("serialises");
     let statements = compile(&json);
-    let path = rights
-        .level(RightsLevel::ReadDownload)
-        .iter()
-        .find(|path| path.as_str() == "bkt-a/*/s1-l1/")
-        .expect("the role's path");
-    let compiled = CompiledPath::new(path);
-
-    let nested = "alice/private/s1-l1/x";
+    assert_eq!(
+        left_out(&document),
+        [(RightsLevel::ReadDownload, "bkt-a/*/s1-l1/".to_owned())]
+    );
+    for key in ["alice/private/s1-l1/x", "alice/s1-l1/x", "alice/s1-aux/x"] {
+        assert!(
+            !document_grants(&statements, "s3:GetObject", &format!("arn:aws:s3:::bkt-a/{key}")),
+            "{key}: {json}"
+        );
+    }
+    assert!(!document_allows_listing(&statements, "bkt-a", "alice/s1-l1"));
+    // The user's own folder is exact and still granted.
     assert!(document_grants(
         &statements,
-        "s3:GetObject",
-        &format!("arn:aws:s3:::bkt-a/{nested}")
+        "s3:PutObject",
+        "arn:aws:s3:::bkt-a/bob/anything/x"
     ));
-    assert!(!compiled.exact.is_match(nested));
-    assert!(!object_arn_is_exact(path));
-    // The intended keys are granted, and nothing outside a folder named s1-l1.
+    assert!(document_allows_listing(&statements, "bkt-a", "bob/anything/"));
+}
+
+/// The same for a glob in the middle of a segment: IAM's `*` would reach `paul/s1-a/b-l1/x`.
+#[test]
+fn a_mid_segment_glob_is_left_out_and_reported() {
+    let config = BucketConfig::parse("paul,*,*,30,bkt-p").expect("valid");
+    let rights = S3Rights::compute(
+        "bob",
+        ["rs_catalog_paul:s1-*-l1_write", "rs_catalog_paul:s1-*_read"],
+        &config,
+    );
+    let document = PolicyDocument::for_rights(&rights);
+    let json = document.to_json().expect("serialises");
+    let statements = compile(&json);
+    assert_eq!(
+        left_out(&document),
+        [(RightsLevel::WriteDownload, "bkt-p/paul/s1-*-l1/".to_owned())]
+    );
+    for key in ["paul/s1-a/b-l1/x", "paul/s1-a-l1/x"] {
+        let resource = format!("arn:aws:s3:::bkt-p/{key}");
+        assert!(
+            !document_grants(&statements, "s3:PutObject", &resource),
+            "{key}: {json}"
+        );
+    }
+    // `paul/s1-*/` is exact and stays, at its own level.
     assert!(document_grants(
         &statements,
-        "s3:GetObject",
-        "arn:aws:s3:::bkt-a/alice/s1-l1/x"
+        "s3:ListMultipartUploadParts",
+        "arn:aws:s3:::bkt-p/paul/s1-a/b-l1/x"
     ));
     assert!(!document_grants(
         &statements,
         "s3:GetObject",
-        "arn:aws:s3:::bkt-a/alice/s1-aux/x"
+        "arn:aws:s3:::bkt-p/paul/s1-a/x"
     ));
+    assert_eq!(
+        buckets_with_action(&statements, "s3:ListBucketMultipartUploads"),
+        BTreeSet::new()
+    );
 }

@@ -4,6 +4,9 @@
 use std::fmt;
 
 use aws_credential_types::Credentials;
+use std::time::Duration;
+
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 
 /// Where and how to reach the object store. The Debug output never shows the secret key.
@@ -45,7 +48,15 @@ pub fn s3_client(settings: &S3Settings) -> aws_sdk_s3::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(settings.region.clone()))
         .credentials_provider(credentials)
-        .force_path_style(settings.force_path_style);
+        .force_path_style(settings.force_path_style)
+        // Every call is bounded: a stalled endpoint must not hang start-up or a poller.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        );
     if let Some(endpoint) = &settings.endpoint {
         config = config.endpoint_url(endpoint);
     }

@@ -6,25 +6,30 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use osam_policy::accounts::{
     Account, AccountCredentials, AccountProvider, ProviderError, ProviderFuture, Secret,
 };
 use serde::{Deserialize, Serialize};
 
-/// The largest policy accepted, as IAM's limit for a user's inline policies.
-pub const MAX_POLICY_CHARACTERS: usize = 2048;
+/// The largest policy accepted: IAM's limit for a managed policy (6,144 characters without
+/// whitespace). A user's inline policies are limited to 2,048, which one glob role over a few
+/// buckets already approaches, so policies are meant to be attached as managed policies.
+pub const MAX_POLICY_CHARACTERS: usize = 6144;
 
 const STATE_FILE_NAME: &str = "accounts.json";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// Holds secrets: deliberately not Debug.
+#[derive(Default, Serialize, Deserialize)]
 struct State {
     /// Ever increasing, so a deleted account's id is never reused.
     next_id: u64,
     accounts: BTreeMap<String, StoredAccount>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct StoredAccount {
     marker: String,
     access_key_id: String,
@@ -35,8 +40,9 @@ struct StoredAccount {
 
 pub struct EmbeddedProvider {
     path: PathBuf,
-    /// Serialises read-modify-write cycles of the state file.
-    lock: tokio::sync::Mutex<()>,
+    /// Serialises read-modify-write cycles of the state file. The guard moves into the blocking
+    /// task, so a cancelled call cannot release it while its write is still running.
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl EmbeddedProvider {
@@ -45,7 +51,7 @@ impl EmbeddedProvider {
     pub fn open(state_dir: &Path) -> Result<EmbeddedProvider, ProviderError> {
         let provider = EmbeddedProvider {
             path: state_dir.join(STATE_FILE_NAME),
-            lock: tokio::sync::Mutex::new(()),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
         };
         read_state(&provider.path)?;
         Ok(provider)
@@ -60,9 +66,10 @@ impl EmbeddedProvider {
         &self,
         edit: impl FnOnce(&mut State) -> Result<T, ProviderError> + Send + 'static,
     ) -> Result<T, ProviderError> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.clone().lock_owned().await;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            let _guard = guard;
             let mut state = read_state(&path)?;
             let outcome = edit(&mut state)?;
             write_state(&path, &state)?;
@@ -73,11 +80,14 @@ impl EmbeddedProvider {
     }
 
     async fn read(&self) -> Result<State, ProviderError> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.clone().lock_owned().await;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || read_state(&path))
-            .await
-            .map_err(|error| ProviderError::Unavailable(error.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            read_state(&path)
+        })
+        .await
+        .map_err(|error| ProviderError::Unavailable(error.to_string()))?
     }
 }
 
@@ -95,7 +105,10 @@ fn write_state(path: &Path, state: &State) -> Result<(), ProviderError> {
     let failed = |error: std::io::Error| ProviderError::Unavailable(format!("{}: {error}", path.display()));
     let directory = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory).map_err(failed)?;
-    let temporary = directory.join(format!(".{STATE_FILE_NAME}.tmp"));
+    // A name of its own per write: two processes sharing a state directory never write one file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temporary = directory.join(format!(".{STATE_FILE_NAME}.{}.{write}.tmp", std::process::id()));
     let bytes =
         serde_json::to_vec_pretty(state).map_err(|error| ProviderError::Unavailable(error.to_string()))?;
     let mut options = std::fs::OpenOptions::new();
@@ -113,8 +126,8 @@ fn write_state(path: &Path, state: &State) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// The checks IAM's PutUserPolicy makes, so what the embedded provider accepts IAM accepts too:
-/// at most 2,048 non-whitespace characters, JSON, version 2012-10-17, at least one statement.
+/// The checks IAM makes of a policy, so what the embedded provider accepts IAM accepts too:
+/// at most 6,144 non-whitespace characters, JSON, version 2012-10-17, at least one statement.
 fn check_like_iam(policy_json: &str) -> Result<serde_json::Value, ProviderError> {
     let characters = policy_json.chars().filter(|c| !c.is_whitespace()).count();
     if characters > MAX_POLICY_CHARACTERS {

@@ -6,7 +6,6 @@ use std::path::Path;
 use osam_policy::bucket_config::BucketConfig;
 use osam_policy::policy_document::PolicyDocument;
 use osam_policy::s3_rights::{RightsLevel, S3Rights};
-use serde_json::{Map, Value};
 
 /// The rights and policy of `username` with `roles`, as text for people or one JSON object with the
 /// keys `read`, `read_download`, `write_download` (sorted lists) and `policy` for scripts.
@@ -19,16 +18,18 @@ pub fn render(username: &str, roles: &[String], bucket_config: &Path, json: bool
     let document = PolicyDocument::for_rights(&rights);
     let policy = document.to_json_pretty().map_err(|error| error.to_string())?;
     if json {
-        let mut object = Map::new();
+        // The policy is embedded as the exact text ApplyUserRights sends (re-parsing it into a
+        // map would reorder its keys), so what an operator reviews is byte for byte what applies.
+        let mut fields = Vec::new();
         for level in RightsLevel::ALL {
-            object.insert(
-                level.as_str().to_owned(),
-                Value::from(rights.level_strings(level)),
-            );
+            let paths =
+                serde_json::to_string(&rights.level_strings(level)).map_err(|error| error.to_string())?;
+            fields.push(format!("  \"{}\": {paths}", level.as_str()));
         }
-        let policy_value: Value = serde_json::from_str(&policy).map_err(|error| error.to_string())?;
-        object.insert("policy".to_owned(), policy_value);
-        return serde_json::to_string_pretty(&Value::Object(object)).map_err(|error| error.to_string());
+        let left_out = serde_json::to_string(document.left_out()).map_err(|error| error.to_string())?;
+        fields.push(format!("  \"not_enforceable\": {left_out}"));
+        fields.push(format!("  \"policy\": {}", policy.replace('\n', "\n  ")));
+        return Ok(format!("{{\n{}\n}}", fields.join(",\n")));
     }
     let mut out = String::new();
     for level in RightsLevel::ALL {
@@ -39,6 +40,12 @@ pub fn render(username: &str, roles: &[String], bucket_config: &Path, json: bool
         }
         for path in paths {
             out.push_str(&format!("  {path}\n"));
+        }
+    }
+    if !document.left_out().is_empty() {
+        out.push_str("not enforceable on S3 (IAM would widen them; left out of the policy):\n");
+        for left_out in document.left_out() {
+            out.push_str(&format!("  {left_out}\n"));
         }
     }
     out.push_str("policy:\n");

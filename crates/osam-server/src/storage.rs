@@ -31,6 +31,8 @@ pub struct ComputedRights {
     pub policy_json: String,
     /// The document has no statement: applying it means removing the account's policy.
     pub grants_nothing: bool,
+    /// Paths IAM cannot express without widening them, left out of the document ("level path").
+    pub not_enforceable: Vec<String>,
 }
 
 impl Storage {
@@ -93,10 +95,12 @@ impl Storage {
         let policy_json = document
             .to_json()
             .map_err(|error| ApiError::Internal(error.to_string()))?;
+        let not_enforceable = document.left_out().iter().map(ToString::to_string).collect();
         Ok(ComputedRights {
             rights,
             policy_json,
             grants_nothing: document.is_empty(),
+            not_enforceable,
         })
     }
 

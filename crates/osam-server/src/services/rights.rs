@@ -55,6 +55,7 @@ impl pb::rights_service_server::RightsService for RightsService {
             read_download: computed.rights.level_strings(RightsLevel::ReadDownload),
             write_download: computed.rights.level_strings(RightsLevel::WriteDownload),
             policy_json: computed.policy_json,
+            not_enforceable: computed.not_enforceable,
         }))
     }
 
