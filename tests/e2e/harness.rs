@@ -26,7 +26,7 @@ pub struct OsamServer {
     pub address: String,
     pub config_path: PathBuf,
     pub state: tempfile::TempDir,
-    logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    logs: Logs,
 }
 
 impl OsamServer {
@@ -39,36 +39,7 @@ impl OsamServer {
     }
 
     fn start_with(state: tempfile::TempDir, config_path: PathBuf) -> OsamServer {
-        let mut child = osam_command(state.path())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("osam starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (address_sender, address_receiver) = mpsc::channel();
-        let collected = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    eprintln!("osam: {line}");
-                    continue;
-                };
-                if event["message"] == "listening" {
-                    let _ = address_sender.send(event["address"].as_str().unwrap_or_default().to_owned());
-                }
-                collected.lock().expect("logs").push(event);
-            }
-        });
-        let address = match address_receiver.recv_timeout(Duration::from_secs(60)) {
-            Ok(address) => address,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("osam did not start; logs: {:?}", logs.lock().expect("logs"));
-            }
-        };
+        let (child, address, logs) = spawn(state.path(), &config_path);
         OsamServer {
             child,
             address,
@@ -133,6 +104,17 @@ impl OsamServer {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would, and starts it again on the same
+    /// state directory and configuration.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, address, logs) = spawn(self.state.path(), &self.config_path);
+        self.child = child;
+        self.address = address;
+        self.logs = logs;
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -160,6 +142,42 @@ impl Drop for OsamServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+type Logs = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// Starts `osam serve` on a free port and waits until it listens.
+fn spawn(state_dir: &Path, config_path: &Path) -> (Child, String, Logs) {
+    let mut child = osam_command(state_dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("osam starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let logs: Logs = Arc::new(Mutex::new(Vec::new()));
+    let (address_sender, address_receiver) = mpsc::channel();
+    let collected = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                eprintln!("osam: {line}");
+                continue;
+            };
+            if event["message"] == "listening" {
+                let _ = address_sender.send(event["address"].as_str().unwrap_or_default().to_owned());
+            }
+            collected.lock().expect("logs").push(event);
+        }
+    });
+    match address_receiver.recv_timeout(Duration::from_secs(60)) {
+        Ok(address) => (child, address, logs),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("osam did not start; logs: {:?}", logs.lock().expect("logs"));
+        }
     }
 }
 

@@ -125,25 +125,6 @@ async fn an_app_with_the_scope_acts_with_the_users_rights() {
 }
 
 #[tokio::test]
-async fn later_methods_answer_unimplemented_naming_what_is_missing() {
-    let server = OsamServer::start("");
-    let token = server.dev_token("operator");
-    let mut accounts = server.accounts(&token).await;
-    let status = accounts
-        .sync_accounts(pb::SyncAccountsRequest::default())
-        .await
-        .expect_err("later");
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert_eq!(reason_of(&status), "NOT_IMPLEMENTED");
-    assert!(status.message().contains("SyncAccounts"), "{}", status.message());
-    let status = accounts
-        .get_my_credentials(pb::GetMyCredentialsRequest {})
-        .await
-        .expect_err("later");
-    assert_eq!(status.code(), Code::Unimplemented);
-}
-
-#[tokio::test]
 async fn the_static_directory_is_reloaded_and_broken_edits_are_ignored() {
     let users = tempfile::NamedTempFile::new().expect("users file");
     std::fs::write(

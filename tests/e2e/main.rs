@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `osam` binary on a free loopback port and calls it over
 //! gRPC, from Rust, from grpcurl and from a Python client generated from `proto/`.
 
+mod accounts;
 mod auth;
 mod catalog;
 mod cli;

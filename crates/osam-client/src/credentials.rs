@@ -137,10 +137,35 @@ pub struct LaunchingUser {
     cached: Mutex<Option<(FileStamp, Token)>>,
 }
 
+/// What identifies one version of the token file: a Kubernetes secret rotation replaces the file
+/// (new inode), an in-place rewrite changes its change time even when the length is the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
     modified: SystemTime,
     length: u64,
+    inode: u64,
+    changed_nanos: i128,
+}
+
+impl FileStamp {
+    fn of(metadata: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        let (inode, changed_nanos) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                metadata.ino(),
+                i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec()),
+            )
+        };
+        #[cfg(not(unix))]
+        let (inode, changed_nanos) = (0, 0);
+        FileStamp {
+            modified: metadata.modified().unwrap_or(UNIX_EPOCH),
+            length: metadata.len(),
+            inode,
+            changed_nanos,
+        }
+    }
 }
 
 impl LaunchingUser {
@@ -171,10 +196,7 @@ impl LaunchingUser {
         let metadata = tokio::fs::metadata(&self.path)
             .await
             .map_err(|error| AttemptError::Unreadable(error.to_string()))?;
-        let stamp = FileStamp {
-            modified: metadata.modified().unwrap_or(UNIX_EPOCH),
-            length: metadata.len(),
-        };
+        let stamp = FileStamp::of(&metadata);
         let cached = self
             .cached
             .lock()
@@ -374,6 +396,32 @@ mod tests {
         let rotated = jwt("second-and-longer", unix_now() + 900);
         std::fs::write(&path, &rotated).expect("write");
         assert_eq!(source.token().await.expect("token").expose(), rotated);
+    }
+
+    #[tokio::test]
+    async fn a_same_length_rotation_with_the_same_modification_time_is_seen() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join("token");
+        let first = jwt("aaaa", unix_now() + 600);
+        let second = jwt("bbbb", unix_now() + 600);
+        assert_eq!(first.len(), second.len());
+        std::fs::write(&path, &first).expect("write");
+        let source = LaunchingUser::with_retry(&path, quick_retry());
+        assert_eq!(source.token().await.expect("token").expose(), first);
+
+        // Rewrite in place and put the old modification time back: only the change time moves.
+        let modified = std::fs::metadata(&path)
+            .expect("metadata")
+            .modified()
+            .expect("mtime");
+        std::fs::write(&path, &second).expect("rewrite");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_modified(modified)
+            .expect("set mtime");
+        assert_eq!(source.token().await.expect("token").expose(), second);
     }
 
     #[tokio::test]

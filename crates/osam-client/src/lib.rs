@@ -159,9 +159,12 @@ impl OsamClientBuilder {
             endpoint: self.endpoint.clone(),
             reason,
         };
+        // The deadline is sent to the server (grpc-timeout) and enforced here too, so a server
+        // that ignores it cannot hold a call longer.
         let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|error| invalid(error.to_string()))?
-            .connect_timeout(self.connect_timeout);
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout);
         if let Some(tls) = self.tls.clone() {
             endpoint = endpoint
                 .tls_config(tls)

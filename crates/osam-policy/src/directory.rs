@@ -2,6 +2,7 @@
 //! Adapters implement [`Directory`]; the trait returns boxed futures so that it stays object-safe
 //! without tying this crate to an async runtime.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -16,6 +17,18 @@ pub struct DirectoryUser {
     /// The person's name ("John Doe"), not the formatted displayed name.
     pub name: Option<String>,
     pub email: Option<String>,
+    /// Free attributes, such as the link to the user's object-storage account (`obs-user`).
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+impl DirectoryUser {
+    /// The first value of an attribute.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .get(name)
+            .and_then(|values| values.first())
+            .map(String::as_str)
+    }
 }
 
 /// Why the directory could not answer.
@@ -24,6 +37,9 @@ pub enum DirectoryError {
     /// The directory could not be reached or has no valid data yet; retrying may help.
     #[error("directory unavailable: {0}")]
     Unavailable(String),
+    /// The user to change does not exist (any more).
+    #[error("user {0:?} is not in the directory")]
+    UserNotFound(String),
 }
 
 /// The future a directory call returns.
@@ -36,4 +52,12 @@ pub trait Directory: Send + Sync {
 
     /// Every user, sorted by username; implementations page through their source completely.
     fn list_users(&self) -> DirectoryFuture<'_, Vec<DirectoryUser>>;
+
+    /// Sets one attribute of a user to `values`, keeping every other attribute.
+    fn set_attribute<'a>(
+        &'a self,
+        username: &'a str,
+        name: &'a str,
+        values: Vec<String>,
+    ) -> DirectoryFuture<'a, ()>;
 }

@@ -20,6 +20,7 @@ pub mod principal;
 pub mod s3_rights;
 pub mod scopes;
 pub mod static_directory;
+pub mod sync_plan;
 
 pub use abac::{AccessList, ResourceAttributes};
 pub use action::CatalogAction;
@@ -36,3 +37,6 @@ pub use policy_document::{PolicyDocument, PolicyDocumentError, Statement};
 pub use principal::Principal;
 pub use s3_rights::{PathSegment, RightsLevel, RightsPath, S3Rights};
 pub use scopes::{RoleScopeTable, ScopeEdit, ScopeError};
+pub use sync_plan::{
+    AccountLink, DeleteShare, DeleteShareError, PlanRefusal, SyncCounts, SyncPlan, SyncUser, marker_owner,
+};

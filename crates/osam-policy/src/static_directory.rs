@@ -164,6 +164,7 @@ fn parse_user(username: String, raw: RawUser) -> Result<DirectoryUser, StaticDir
         groups,
         name: raw.displayed_name,
         email: raw.email,
+        attributes: Default::default(),
     })
 }
 

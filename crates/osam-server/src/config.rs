@@ -274,7 +274,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3ConnectionConfig {
     /// The endpoint URL of an S3-compatible server; empty for AWS.
@@ -298,6 +298,26 @@ impl Default for S3ConnectionConfig {
             secret_access_key: String::new(),
             secret_access_key_file: PathBuf::new(),
         }
+    }
+}
+
+/// Never shows the secret key, so a logged or printed configuration cannot leak it.
+impl std::fmt::Debug for S3ConnectionConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.secret_access_key.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        formatter
+            .debug_struct("S3ConnectionConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("force_path_style", &self.force_path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &secret)
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .finish()
     }
 }
 
@@ -332,6 +352,25 @@ pub struct AccountsConfig {
     pub provider: AccountProviderKind,
     /// The ownership marker written on each account; `%keycloak-user%` is replaced by the username.
     pub marker_template: String,
+    /// The directory attribute holding the id of the user's account.
+    pub link_attribute: String,
+    /// A sync that would delete more than this share of the managed accounts is refused unless
+    /// forced: an empty or broken directory answer must never wipe every account.
+    pub max_delete_share: f64,
+    /// Provider and directory calls running at once during a sync.
+    pub concurrency: usize,
+    /// Timeout of one provider or directory call.
+    pub call_timeout_seconds: u64,
+    /// Attempts of a call that failed transiently (the first included).
+    pub call_attempts: u32,
+    /// Apply every user's S3 policy after linking.
+    pub apply_policies_after_sync: bool,
+    /// Run a sync every this many seconds; 0 turns the interval off.
+    pub sync_interval_seconds: u64,
+    /// Run a sync when the server starts.
+    pub sync_on_start: bool,
+    /// How long a user's credentials are served from memory before the provider is asked again.
+    pub credentials_cache_seconds: u64,
 }
 
 impl Default for AccountsConfig {
@@ -339,6 +378,15 @@ impl Default for AccountsConfig {
         AccountsConfig {
             provider: AccountProviderKind::Embedded,
             marker_template: "osam-managed:%keycloak-user%".to_owned(),
+            link_attribute: "obs-user".to_owned(),
+            max_delete_share: 0.10,
+            concurrency: 8,
+            call_timeout_seconds: 10,
+            call_attempts: 3,
+            apply_policies_after_sync: false,
+            sync_interval_seconds: 0,
+            sync_on_start: false,
+            credentials_cache_seconds: 60,
         }
     }
 }
@@ -498,6 +546,32 @@ impl Config {
         }
         osam_policy::accounts::MarkerTemplate::parse(&self.accounts.marker_template)
             .map_err(|message| invalid("accounts.marker_template", message))?;
+        let accounts = &self.accounts;
+        if !(0.0..=1.0).contains(&accounts.max_delete_share) {
+            return Err(invalid(
+                "accounts.max_delete_share",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if accounts.link_attribute.trim().is_empty() {
+            return Err(invalid("accounts.link_attribute", "must not be empty"));
+        }
+        bounded("accounts.concurrency", accounts.concurrency as u64, 1..=256)?;
+        bounded(
+            "accounts.call_timeout_seconds",
+            accounts.call_timeout_seconds,
+            1..=600,
+        )?;
+        bounded(
+            "accounts.call_attempts",
+            u64::from(accounts.call_attempts),
+            1..=10,
+        )?;
+        bounded(
+            "accounts.credentials_cache_seconds",
+            accounts.credentials_cache_seconds,
+            0..=3600,
+        )?;
         Ok(())
     }
 
@@ -515,8 +589,9 @@ impl Config {
         self.auth.key_source == KeySource::Development
     }
 
-    /// The effective configuration as TOML, with secrets redacted. osam reads secrets only from
-    /// files, so only their paths appear here; the redaction guards any inline value added later.
+    /// The effective configuration as TOML, with secrets redacted: any non-empty value whose key
+    /// names a secret, password or token (`storage.s3.secret_access_key`) is replaced; the paths
+    /// of secret files are shown.
     pub fn to_redacted_toml(&self) -> String {
         let mut value =
             toml::Value::try_from(self).unwrap_or_else(|_| toml::Value::Table(Default::default()));
@@ -658,6 +733,14 @@ mod tests {
                 .expect("role")
                 .contains("accounts:sync")
         );
+    }
+
+    #[test]
+    fn the_s3_secret_never_shows() {
+        let mut config = Config::default();
+        config.storage.s3.secret_access_key = "inline-s3-secret".to_owned();
+        assert!(!format!("{config:?}").contains("inline-s3-secret"));
+        assert!(!config.to_redacted_toml().contains("inline-s3-secret"));
     }
 
     #[test]

@@ -55,8 +55,6 @@ pub enum ApiError {
     ProviderUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("{0} is not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 impl ApiError {
@@ -89,7 +87,6 @@ impl ApiError {
             ApiError::Internal(_) => Code::Internal,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
-            ApiError::NotImplemented(_) => Code::Unimplemented,
         }
     }
 
@@ -117,7 +114,6 @@ impl ApiError {
             ApiError::SecretLost(_) => "SECRET_LOST",
             ApiError::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
-            ApiError::NotImplemented(_) => "NOT_IMPLEMENTED",
         }
     }
 

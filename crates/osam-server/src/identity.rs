@@ -44,6 +44,11 @@ impl Identity {
         }
     }
 
+    /// The directory, for the account sync.
+    pub fn directory(&self) -> Arc<dyn Directory> {
+        self.directory.clone()
+    }
+
     pub fn scope_table(&self) -> Arc<RoleScopeTable> {
         self.scope_tables.current()
     }
@@ -52,9 +57,19 @@ impl Identity {
     pub async fn find_user(&self, username: &str) -> Result<DirectoryUser, ApiError> {
         match self.directory.find_user(username).await {
             Ok(Some(user)) => Ok(user),
-            Ok(None) => Err(ApiError::UserNotFound(username.to_owned())),
+            Ok(None) | Err(DirectoryError::UserNotFound(_)) => {
+                Err(ApiError::UserNotFound(username.to_owned()))
+            }
             Err(DirectoryError::Unavailable(message)) => Err(ApiError::DirectoryUnavailable(message)),
         }
+    }
+
+    /// Every directory user, sorted by username.
+    pub async fn list_users(&self) -> Result<Vec<DirectoryUser>, ApiError> {
+        self.directory
+            .list_users()
+            .await
+            .map_err(|error| ApiError::DirectoryUnavailable(error.to_string()))
     }
 
     /// The principal a directory user is.
@@ -123,7 +138,8 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), "users:\n  alice:\n    roles: [rs_osam_read]\n").expect("write");
         let directory = Arc::new(
-            StaticFileDirectory::load(Some(file.path()), RoleScopeTable::osam_defaults()).expect("valid"),
+            StaticFileDirectory::load(Some(file.path()), RoleScopeTable::osam_defaults(), None)
+                .expect("valid"),
         );
         let identity = Identity::new(directory.clone(), directory.clone());
         let roles = vec!["rs_catalog_o:c_read".to_owned()];

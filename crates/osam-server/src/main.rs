@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 mod auth;
 mod config;
 mod dev_token;
@@ -14,6 +15,7 @@ mod rights_command;
 mod server;
 mod services;
 mod storage;
+mod sync;
 mod telemetry;
 
 use std::net::SocketAddr;

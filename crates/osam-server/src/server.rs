@@ -20,10 +20,11 @@ use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, DirectoryKind, KeySource};
 use crate::directory::static_file::StaticFileDirectory;
 use crate::identity::Identity;
-use crate::services::accounts::AccountService;
+use crate::services::accounts::{AccountService, CredentialsEndpoint};
 use crate::services::catalog::CatalogAuthzService;
 use crate::services::rights::RightsService;
 use crate::storage::Storage;
+use crate::sync::{SyncSettings, SyncWorker};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +53,21 @@ const SERVICE_NAMES: [&str; 4] = [
     "osam.v1.AccountService",
 ];
 
-/// Loads the static directory configured (or the embedded example users).
+/// The file in the state directory holding the attributes osam writes on static-directory users.
+const STATIC_ATTRIBUTES_FILE: &str = "static-directory-attributes.json";
+
+/// Loads the static directory configured (or the embedded example users), with the attributes
+/// osam wrote on its users.
 pub fn load_static_directory(config: &Config) -> Result<Arc<StaticFileDirectory>, StartError> {
     let DirectoryKind::Static = config.directory.kind;
     let file = Some(&config.directory.file).filter(|file| !file.as_os_str().is_empty());
-    let directory = StaticFileDirectory::load(file.map(PathBuf::as_path), config.role_scope_table()?)
-        .map_err(StartError::Directory)?;
+    let attributes = config.server.effective_state_dir().join(STATIC_ATTRIBUTES_FILE);
+    let directory = StaticFileDirectory::load(
+        file.map(PathBuf::as_path),
+        config.role_scope_table()?,
+        Some(&attributes),
+    )
+    .map_err(StartError::Directory)?;
     Ok(Arc::new(directory))
 }
 
@@ -155,6 +165,29 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     );
     let storage = Arc::new(Storage::start(&config).await.map_err(StartError::Storage)?);
     let rights = RightsService::new(identity.clone(), storage.clone());
+    let sync_interval = Some(Duration::from_secs(config.accounts.sync_interval_seconds))
+        .filter(|interval| !interval.is_zero());
+    let sync = SyncWorker::start(
+        identity.directory(),
+        storage.clone(),
+        SyncSettings::from_config(&config.accounts).map_err(StartError::Storage)?,
+        sync_interval,
+    );
+    if config.accounts.sync_on_start {
+        sync.trigger(false);
+    }
+    let endpoint = CredentialsEndpoint {
+        endpoint: config.storage.s3.endpoint.clone(),
+        region: config.storage.s3.region.clone(),
+    };
+    let accounts = AccountService::new(
+        identity.clone(),
+        storage,
+        sync,
+        config.accounts.link_attribute.clone(),
+        endpoint,
+        Duration::from_secs(config.accounts.credentials_cache_seconds),
+    );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
@@ -204,9 +237,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .add_service(reflection_v1alpha)
         .add_service(pb::catalog_authz_server::CatalogAuthzServer::new(catalog))
         .add_service(pb::rights_service_server::RightsServiceServer::new(rights))
-        .add_service(pb::account_service_server::AccountServiceServer::new(
-            AccountService::new(storage),
-        ))
+        .add_service(pb::account_service_server::AccountServiceServer::new(accounts))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
 
     tokio::select! {

@@ -1,7 +1,10 @@
 //! The static directory: a bluesky-httpserver style YAML file (or the example users built into
 //! the binary), re-read when its content changes. A broken edit keeps the last good version and
-//! logs why, so a typo never locks everyone out.
+//! logs why, so a typo never locks everyone out. The YAML format has no attributes, so attributes
+//! osam writes (the `obs-user` account link) live in a JSON file of the state directory, laid
+//! over the users of the file.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -9,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use osam_policy::static_directory::StaticDirectory;
-use osam_policy::{Directory, DirectoryFuture, DirectoryUser, RoleScopeTable};
+use osam_policy::{Directory, DirectoryError, DirectoryFuture, DirectoryUser, RoleScopeTable};
 
 use crate::identity::ScopeTableSource;
 
@@ -22,10 +25,17 @@ struct Snapshot {
     content_hash: u64,
 }
 
+/// Attribute values by username, then by attribute name.
+type Attributes = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
 pub struct StaticFileDirectory {
     file: Option<PathBuf>,
     base_scope_table: RoleScopeTable,
     snapshot: RwLock<Arc<Snapshot>>,
+    attributes_file: Option<PathBuf>,
+    attributes: RwLock<Attributes>,
+    /// Serialises attribute writes so that two concurrent changes cannot lose one another.
+    attribute_writes: tokio::sync::Mutex<()>,
 }
 
 /// What a reload check found.
@@ -39,10 +49,20 @@ pub enum ReloadOutcome {
 impl StaticFileDirectory {
     /// Loads the file (or the embedded example users when `file` is `None`); the first load must
     /// succeed. `base_scope_table` is the configured table, which the file's `roles:` edit further.
+    /// Attributes written on users are kept in `attributes_file` (none: attributes cannot be set).
     pub fn load(
         file: Option<&Path>,
         base_scope_table: RoleScopeTable,
+        attributes_file: Option<&Path>,
     ) -> Result<StaticFileDirectory, String> {
+        let attributes = match attributes_file {
+            Some(path) if path.exists() => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+                serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?
+            }
+            _ => Attributes::new(),
+        };
         let text = match file {
             Some(path) => {
                 std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?
@@ -58,6 +78,9 @@ impl StaticFileDirectory {
             file: file.map(Path::to_path_buf),
             base_scope_table,
             snapshot: RwLock::new(Arc::new(snapshot)),
+            attributes_file: attributes_file.map(Path::to_path_buf),
+            attributes: RwLock::new(attributes),
+            attribute_writes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -144,15 +167,82 @@ fn hash_of(text: &str) -> u64 {
     hasher.finish()
 }
 
+impl StaticFileDirectory {
+    /// The user with the attributes written for them.
+    fn with_attributes(&self, mut user: DirectoryUser) -> DirectoryUser {
+        let attributes = self
+            .attributes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(written) = attributes.get(&user.username) {
+            user.attributes.extend(written.clone());
+        }
+        user
+    }
+}
+
 impl Directory for StaticFileDirectory {
     fn find_user<'a>(&'a self, username: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
-        let user = self.snapshot().directory.user(username).cloned();
+        let user = self
+            .snapshot()
+            .directory
+            .user(username)
+            .cloned()
+            .map(|user| self.with_attributes(user));
         Box::pin(async move { Ok(user) })
     }
 
     fn list_users(&self) -> DirectoryFuture<'_, Vec<DirectoryUser>> {
-        let users = self.snapshot().directory.users().cloned().collect();
+        let users = self
+            .snapshot()
+            .directory
+            .users()
+            .cloned()
+            .map(|user| self.with_attributes(user))
+            .collect();
         Box::pin(async move { Ok(users) })
+    }
+
+    fn set_attribute<'a>(
+        &'a self,
+        username: &'a str,
+        name: &'a str,
+        values: Vec<String>,
+    ) -> DirectoryFuture<'a, ()> {
+        Box::pin(async move {
+            if self.snapshot().directory.user(username).is_none() {
+                return Err(DirectoryError::UserNotFound(username.to_owned()));
+            }
+            let Some(path) = self.attributes_file.clone() else {
+                return Err(DirectoryError::Unavailable(
+                    "this static directory has no attribute file".to_owned(),
+                ));
+            };
+            let _write = self.attribute_writes.lock().await;
+            let mut updated = self
+                .attributes
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
+            updated
+                .entry(username.to_owned())
+                .or_default()
+                .insert(name.to_owned(), values);
+            let bytes = serde_json::to_vec_pretty(&updated)
+                .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
+            tokio::task::spawn_blocking(move || crate::atomic_file::replace(&path, &bytes))
+                .await
+                .map_err(|error| DirectoryError::Unavailable(error.to_string()))?
+                .map_err(|error| {
+                    DirectoryError::Unavailable(format!("writing the attribute file: {error}"))
+                })?;
+            // Published only once durable, so readers never see a link that a crash would lose.
+            *self
+                .attributes
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = updated;
+            Ok(())
+        })
     }
 }
 
@@ -176,7 +266,8 @@ mod tests {
 
     #[test]
     fn the_embedded_example_users_are_valid() {
-        let directory = StaticFileDirectory::load(None, RoleScopeTable::osam_defaults()).expect("valid");
+        let directory =
+            StaticFileDirectory::load(None, RoleScopeTable::osam_defaults(), None).expect("valid");
         assert!(directory.snapshot().directory.users().count() >= 5);
     }
 
@@ -184,8 +275,8 @@ mod tests {
     fn edits_are_picked_up_and_broken_edits_keep_the_last_good_version() {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), "users:\n  alice:\n    roles: [rs_osam_read]\n").expect("write");
-        let directory =
-            StaticFileDirectory::load(Some(file.path()), RoleScopeTable::osam_defaults()).expect("valid");
+        let directory = StaticFileDirectory::load(Some(file.path()), RoleScopeTable::osam_defaults(), None)
+            .expect("valid");
         assert_eq!(directory.reload_if_changed(), ReloadOutcome::Unchanged);
 
         std::fs::write(file.path(), "users:\n  alice:\n    roles: [rs_osam_update]\n").expect("write");
@@ -205,6 +296,36 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn written_attributes_survive_a_restart_and_unknown_users_are_refused() {
+        let state = tempfile::tempdir().expect("state dir");
+        let attributes = state.path().join("attributes.json");
+        let load = || {
+            StaticFileDirectory::load(None, RoleScopeTable::osam_defaults(), Some(&attributes))
+                .expect("valid")
+        };
+        let directory = load();
+        directory
+            .set_attribute("alice", "obs-user", vec!["account-1".into()])
+            .await
+            .expect("written");
+        directory
+            .set_attribute("alice", "other", vec!["kept".into()])
+            .await
+            .expect("written");
+        let alice = load().find_user("alice").await.expect("lookup").expect("alice");
+        assert_eq!(alice.attribute("obs-user"), Some("account-1"));
+        assert_eq!(
+            alice.attribute("other"),
+            Some("kept"),
+            "writing one attribute keeps the others"
+        );
+        assert_eq!(
+            directory.set_attribute("ghost", "obs-user", vec![]).await,
+            Err(DirectoryError::UserNotFound("ghost".into()))
+        );
+    }
+
     #[test]
     fn role_edits_in_the_file_change_the_scope_table() {
         let file = tempfile::NamedTempFile::new().expect("temp file");
@@ -213,8 +334,8 @@ mod tests {
             "roles:\n  rs_osam_read:\n    scopes_add: [accounts:sync]\n",
         )
         .expect("write");
-        let directory =
-            StaticFileDirectory::load(Some(file.path()), RoleScopeTable::osam_defaults()).expect("valid");
+        let directory = StaticFileDirectory::load(Some(file.path()), RoleScopeTable::osam_defaults(), None)
+            .expect("valid");
         assert!(
             directory
                 .current()

@@ -1,0 +1,779 @@
+//! The account sync: one background task runs the plan of `osam_policy::sync_plan` against the
+//! directory and the account provider. Triggers that arrive during a run coalesce into one more
+//! run; calls run with bounded concurrency, a timeout each and retries with backoff on transient
+//! failures; one failing user never stops the others, and the report lists every failure.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use osam_policy::accounts::{AccountProvider, ProviderError};
+use osam_policy::sync_plan::{DeleteShare, SyncPlan, SyncUser};
+use osam_policy::{Directory, DirectoryError, DirectoryUser};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::AccountsConfig;
+use crate::storage::Storage;
+
+/// How a run ended, or where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Finished,
+    Refused,
+    Failed,
+}
+
+/// One failed step of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub subject: String,
+    pub step: &'static str,
+    pub message: String,
+}
+
+/// What a run did, so far or in all.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub state: RunState,
+    pub triggered_at: SystemTime,
+    pub duration: Duration,
+    pub created: u32,
+    pub deleted: u32,
+    pub relinked: u32,
+    pub kept: u32,
+    pub policies_applied: u32,
+    pub failures: Vec<Failure>,
+    pub refusal: Option<String>,
+}
+
+impl RunReport {
+    fn new(triggered_at: SystemTime) -> RunReport {
+        RunReport {
+            state: RunState::Running,
+            triggered_at,
+            duration: Duration::ZERO,
+            created: 0,
+            deleted: 0,
+            relinked: 0,
+            kept: 0,
+            policies_applied: 0,
+            failures: Vec::new(),
+            refusal: None,
+        }
+    }
+}
+
+/// The outcome of a trigger.
+#[derive(Debug, Clone, Copy)]
+pub struct Triggered {
+    /// The run that will include this trigger.
+    pub run_id: u64,
+    /// The trigger joined a run that was already waiting to start.
+    pub coalesced: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    run_id: u64,
+    force: bool,
+    triggered_at: SystemTime,
+}
+
+#[derive(Default)]
+struct State {
+    next_run_id: u64,
+    pending: Option<Pending>,
+    current: Option<(u64, Instant, RunReport)>,
+    last: Option<(u64, RunReport)>,
+}
+
+/// The sync settings, from `[accounts]`.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub link_attribute: String,
+    pub max_delete_share: DeleteShare,
+    pub concurrency: usize,
+    pub call_timeout: Duration,
+    pub call_attempts: u32,
+    pub apply_policies: bool,
+}
+
+impl SyncSettings {
+    /// The settings; `max_delete_share` was validated with the configuration.
+    pub fn from_config(accounts: &AccountsConfig) -> Result<SyncSettings, String> {
+        Ok(SyncSettings {
+            link_attribute: accounts.link_attribute.clone(),
+            max_delete_share: DeleteShare::new(accounts.max_delete_share)
+                .map_err(|error| error.to_string())?,
+            concurrency: accounts.concurrency,
+            call_timeout: Duration::from_secs(accounts.call_timeout_seconds),
+            call_attempts: accounts.call_attempts,
+            apply_policies: accounts.apply_policies_after_sync,
+        })
+    }
+}
+
+pub struct SyncWorker {
+    directory: Arc<dyn Directory>,
+    storage: Arc<Storage>,
+    settings: SyncSettings,
+    state: Mutex<State>,
+    wake: Notify,
+    completed: watch::Sender<u64>,
+}
+
+impl SyncWorker {
+    /// The worker and its background task; `interval` triggers runs periodically when set.
+    pub fn start(
+        directory: Arc<dyn Directory>,
+        storage: Arc<Storage>,
+        settings: SyncSettings,
+        interval: Option<Duration>,
+    ) -> Arc<SyncWorker> {
+        let (completed, _) = watch::channel(0);
+        let worker = Arc::new(SyncWorker {
+            directory,
+            storage,
+            settings,
+            state: Mutex::new(State {
+                next_run_id: 1,
+                ..State::default()
+            }),
+            wake: Notify::new(),
+            completed,
+        });
+        let runner = worker.clone();
+        tokio::spawn(async move { runner.run_loop().await });
+        if let Some(interval) = interval {
+            let ticker_worker = Arc::downgrade(&worker);
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    let Some(worker) = ticker_worker.upgrade() else {
+                        break;
+                    };
+                    worker.trigger(false);
+                }
+            });
+        }
+        worker
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Asks for a run: a new one, or the one already waiting to start (coalesced).
+    pub fn trigger(&self, force: bool) -> Triggered {
+        let triggered = {
+            let mut state = self.lock();
+            match &mut state.pending {
+                Some(pending) => {
+                    pending.force |= force;
+                    Triggered {
+                        run_id: pending.run_id,
+                        coalesced: true,
+                    }
+                }
+                None => {
+                    let run_id = state.next_run_id;
+                    state.next_run_id += 1;
+                    state.pending = Some(Pending {
+                        run_id,
+                        force,
+                        triggered_at: SystemTime::now(),
+                    });
+                    Triggered {
+                        run_id,
+                        coalesced: false,
+                    }
+                }
+            }
+        };
+        self.wake.notify_one();
+        triggered
+    }
+
+    /// Waits until run `run_id` has finished and returns its report.
+    pub async fn wait_for(&self, run_id: u64) -> Option<RunReport> {
+        let mut completed = self.completed.subscribe();
+        if completed.wait_for(|finished| *finished >= run_id).await.is_err() {
+            return None;
+        }
+        self.lock()
+            .last
+            .as_ref()
+            .filter(|(id, _)| *id == run_id)
+            .map(|(_, report)| report.clone())
+    }
+
+    /// The run in progress (with its duration so far) and the last finished one.
+    pub fn status(&self) -> (Option<RunReport>, Option<RunReport>) {
+        let state = self.lock();
+        let current = state.current.as_ref().map(|(_, started, report)| {
+            let mut report = report.clone();
+            report.duration = started.elapsed();
+            report
+        });
+        (current, state.last.as_ref().map(|(_, report)| report.clone()))
+    }
+
+    /// The plan a run would execute now, and why it would be refused without force.
+    pub async fn dry_run(&self) -> Result<(SyncPlan, Option<String>), String> {
+        let (_, plan) = self.plan().await?;
+        let refusal = plan
+            .refusal(self.settings.max_delete_share, false)
+            .map(|refusal| refusal.to_string());
+        Ok((plan, refusal))
+    }
+
+    async fn run_loop(self: Arc<Self>) {
+        loop {
+            self.wake.notified().await;
+            loop {
+                let pending = {
+                    let mut state = self.lock();
+                    let pending = state.pending.take();
+                    if let Some(pending) = &pending {
+                        state.current = Some((
+                            pending.run_id,
+                            Instant::now(),
+                            RunReport::new(pending.triggered_at),
+                        ));
+                    }
+                    pending
+                };
+                let Some(pending) = pending else { break };
+                let started = Instant::now();
+                tracing::info!(run = pending.run_id, force = pending.force, "sync started");
+                let mut report = self.run(pending.force, pending.triggered_at).await;
+                report.duration = started.elapsed();
+                tracing::info!(
+                    run = pending.run_id,
+                    state = ?report.state,
+                    created = report.created,
+                    deleted = report.deleted,
+                    relinked = report.relinked,
+                    failures = report.failures.len(),
+                    "sync finished"
+                );
+                {
+                    let mut state = self.lock();
+                    state.current = None;
+                    state.last = Some((pending.run_id, report));
+                }
+                self.completed.send_replace(pending.run_id);
+            }
+        }
+    }
+
+    async fn plan(&self) -> Result<(Vec<DirectoryUser>, SyncPlan), String> {
+        let users = self
+            .directory
+            .list_users()
+            .await
+            .map_err(|error| format!("listing directory users: {error}"))?;
+        let accounts = self
+            .storage
+            .accounts
+            .list_accounts()
+            .await
+            .map_err(|error| format!("listing accounts: {error}"))?;
+        let entries: Vec<SyncUser> = users
+            .iter()
+            .map(|user| SyncUser {
+                username: user.username.clone(),
+                linked_account: user.attribute(&self.settings.link_attribute).map(str::to_owned),
+            })
+            .collect();
+        let plan = SyncPlan::compute(&entries, &accounts, &self.storage.marker_template);
+        Ok((users, plan))
+    }
+
+    async fn run(self: &Arc<Self>, force: bool, triggered_at: SystemTime) -> RunReport {
+        let mut report = RunReport::new(triggered_at);
+        let (users, plan) = match self.plan().await {
+            Ok(planned) => planned,
+            Err(reason) => {
+                report.state = RunState::Failed;
+                report.refusal = Some(reason);
+                return report;
+            }
+        };
+        if let Some(refusal) = plan.refusal(self.settings.max_delete_share, force) {
+            tracing::warn!(%refusal, "sync refused");
+            report.state = RunState::Refused;
+            report.refusal = Some(refusal.to_string());
+            return report;
+        }
+        report.kept = plan.keep().len() as u32;
+
+        let limit = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut steps: JoinSet<(Step, Result<(), Failure>)> = JoinSet::new();
+        for username in plan.create() {
+            self.spawn_step(&mut steps, &limit, Step::Create(username.clone()));
+        }
+        for link in plan.relink() {
+            self.spawn_step(
+                &mut steps,
+                &limit,
+                Step::Relink(link.username.clone(), link.account_id.clone()),
+            );
+        }
+        for account_id in plan.delete() {
+            self.spawn_step(&mut steps, &limit, Step::Delete(account_id.clone()));
+        }
+        while let Some(joined) = steps.join_next().await {
+            match joined {
+                Ok((step, Ok(()))) => match step {
+                    Step::Create(_) => report.created += 1,
+                    Step::Relink(..) => report.relinked += 1,
+                    Step::Delete(_) => report.deleted += 1,
+                    Step::ApplyPolicy(_) => report.policies_applied += 1,
+                },
+                Ok((_, Err(failure))) => report.failures.push(failure),
+                Err(error) => report.failures.push(Failure {
+                    subject: String::new(),
+                    step: "task",
+                    message: error.to_string(),
+                }),
+            }
+            self.publish_progress(&report);
+        }
+
+        if self.settings.apply_policies {
+            for user in users {
+                self.spawn_step(&mut steps, &limit, Step::ApplyPolicy(Box::new(user)));
+            }
+            while let Some(joined) = steps.join_next().await {
+                match joined {
+                    Ok((_, Ok(()))) => report.policies_applied += 1,
+                    Ok((_, Err(failure))) => report.failures.push(failure),
+                    Err(error) => report.failures.push(Failure {
+                        subject: String::new(),
+                        step: "task",
+                        message: error.to_string(),
+                    }),
+                }
+            }
+        }
+        report
+            .failures
+            .sort_by(|left, right| (&left.subject, left.step).cmp(&(&right.subject, right.step)));
+        report.state = RunState::Finished;
+        report
+    }
+
+    fn publish_progress(&self, report: &RunReport) {
+        if let Some((_, _, current)) = self.lock().current.as_mut() {
+            current.created = report.created;
+            current.deleted = report.deleted;
+            current.relinked = report.relinked;
+            current.kept = report.kept;
+            current.failures = report.failures.clone();
+        }
+    }
+
+    fn spawn_step(
+        self: &Arc<Self>,
+        steps: &mut JoinSet<(Step, Result<(), Failure>)>,
+        limit: &Arc<Semaphore>,
+        step: Step,
+    ) {
+        let worker = self.clone();
+        let limit = limit.clone();
+        steps.spawn(async move {
+            let Ok(_permit) = limit.acquire_owned().await else {
+                return (
+                    step,
+                    Err(Failure {
+                        subject: String::new(),
+                        step: "task",
+                        message: "shutting down".into(),
+                    }),
+                );
+            };
+            let outcome = worker.execute(&step).await;
+            (step, outcome)
+        });
+    }
+
+    async fn execute(&self, step: &Step) -> Result<(), Failure> {
+        let provider: &dyn AccountProvider = self.storage.accounts.as_ref();
+        match step {
+            Step::Create(username) => {
+                let marker = self.storage.marker_template.marker_for(username);
+                let (account, _) =
+                    self.retrying(|| provider.create_account(&marker))
+                        .await
+                        .map_err(|message| Failure {
+                            subject: username.clone(),
+                            step: "create",
+                            message,
+                        })?;
+                tracing::info!(user = %username, account = %account.id, "account created");
+                self.link(username, &account.id).await
+            }
+            Step::Relink(username, account_id) => self.link(username, account_id).await,
+            Step::Delete(account_id) => {
+                let deleted = self.retrying(|| provider.delete_account(account_id)).await;
+                match deleted {
+                    Ok(()) => {
+                        tracing::info!(account = %account_id, "account deleted");
+                        Ok(())
+                    }
+                    // Already gone: the goal of the step is reached.
+                    Err(message) if message.starts_with(NOT_FOUND_PREFIX) => Ok(()),
+                    Err(message) => Err(Failure {
+                        subject: account_id.clone(),
+                        step: "delete",
+                        message,
+                    }),
+                }
+            }
+            Step::ApplyPolicy(user) => {
+                let failure = |message: String| Failure {
+                    subject: user.username.clone(),
+                    step: "apply_policy",
+                    message,
+                };
+                let computed = self
+                    .storage
+                    .rights_of(user)
+                    .map_err(|error| failure(error.to_string()))?;
+                let account_id = self
+                    .storage
+                    .account_of(&user.username)
+                    .await
+                    .map_err(|error| failure(error.to_string()))?;
+                let applied = if computed.grants_nothing {
+                    self.retrying(|| provider.remove_policy(&account_id)).await
+                } else {
+                    self.retrying(|| provider.apply_policy(&account_id, &computed.policy_json))
+                        .await
+                };
+                applied.map_err(failure)
+            }
+        }
+    }
+
+    /// Writes the link attribute, retrying while the directory is unavailable.
+    async fn link(&self, username: &str, account_id: &str) -> Result<(), Failure> {
+        let attribute = self.settings.link_attribute.as_str();
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=self.settings.call_attempts {
+            let call = self
+                .directory
+                .set_attribute(username, attribute, vec![account_id.to_owned()]);
+            let outcome = tokio::time::timeout(self.settings.call_timeout, call).await;
+            let message = match outcome {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(DirectoryError::UserNotFound(_))) => {
+                    "the user left the directory during the sync".to_owned()
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("timed out after {:?}", self.settings.call_timeout),
+            };
+            let transient = !message.starts_with("the user left");
+            if !transient || attempt == self.settings.call_attempts {
+                return Err(Failure {
+                    subject: username.to_owned(),
+                    step: "link",
+                    message,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(Failure {
+            subject: username.to_owned(),
+            step: "link",
+            message: "no attempt was made".to_owned(),
+        })
+    }
+
+    /// Runs a provider call with a timeout, retrying transient failures (unavailable, timed out)
+    /// with backoff; other failures are final.
+    async fn retrying<'a, T, Call, Answer>(&self, call: Call) -> Result<T, String>
+    where
+        Call: Fn() -> Answer,
+        Answer: Future<Output = Result<T, ProviderError>> + 'a,
+    {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=self.settings.call_attempts {
+            let (message, transient) = match tokio::time::timeout(self.settings.call_timeout, call()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(ProviderError::Unavailable(reason))) => (format!("unavailable: {reason}"), true),
+                Ok(Err(ProviderError::NotFound(what))) => (format!("{NOT_FOUND_PREFIX}{what}"), false),
+                Ok(Err(error)) => (error.to_string(), false),
+                Err(_) => (format!("timed out after {:?}", self.settings.call_timeout), true),
+            };
+            if !transient || attempt == self.settings.call_attempts {
+                return Err(message);
+            }
+            tracing::debug!(attempt, %message, "provider call failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err("no attempt was made".to_owned())
+    }
+}
+
+const NOT_FOUND_PREFIX: &str = "not found: ";
+
+enum Step {
+    Create(String),
+    Relink(String, String),
+    Delete(String),
+    ApplyPolicy(Box<DirectoryUser>),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use osam_policy::accounts::{Account, AccountCredentials, MarkerTemplate};
+    use osam_policy::bucket_source::BucketConfigSource;
+    use osam_policy::{RoleScopeTable, sync_plan::SyncUser};
+    use osam_s3::{EmbeddedProvider, FileBucketConfig};
+
+    use super::*;
+    use crate::directory::static_file::StaticFileDirectory;
+
+    /// Wraps the embedded provider: chosen calls fail (transiently or for good), and creates can
+    /// be held at a gate to observe a run in progress.
+    struct FaultyProvider {
+        inner: EmbeddedProvider,
+        /// Marker -> how many more creates fail as unavailable.
+        transient_create_failures: Mutex<HashMap<String, u32>>,
+        /// Markers whose create is always rejected.
+        rejected_markers: Vec<String>,
+        gate: Option<Arc<Semaphore>>,
+    }
+
+    impl AccountProvider for FaultyProvider {
+        fn list_accounts(&self) -> osam_policy::accounts::ProviderFuture<'_, Vec<Account>> {
+            self.inner.list_accounts()
+        }
+
+        fn create_account<'a>(
+            &'a self,
+            marker: &'a str,
+        ) -> osam_policy::accounts::ProviderFuture<'a, (Account, AccountCredentials)> {
+            Box::pin(async move {
+                if let Some(gate) = &self.gate {
+                    let _pass = gate
+                        .acquire()
+                        .await
+                        .map_err(|error| ProviderError::Unavailable(error.to_string()))?;
+                }
+                if self.rejected_markers.iter().any(|rejected| rejected == marker) {
+                    return Err(ProviderError::Rejected("quota exceeded".into()));
+                }
+                {
+                    let mut failures = self.transient_create_failures.lock().expect("lock");
+                    if let Some(remaining) = failures.get_mut(marker).filter(|remaining| **remaining > 0) {
+                        *remaining -= 1;
+                        return Err(ProviderError::Unavailable("injected".into()));
+                    }
+                }
+                self.inner.create_account(marker).await
+            })
+        }
+
+        fn delete_account<'a>(
+            &'a self,
+            account_id: &'a str,
+        ) -> osam_policy::accounts::ProviderFuture<'a, ()> {
+            self.inner.delete_account(account_id)
+        }
+
+        fn credentials<'a>(
+            &'a self,
+            account_id: &'a str,
+        ) -> osam_policy::accounts::ProviderFuture<'a, AccountCredentials> {
+            self.inner.credentials(account_id)
+        }
+
+        fn apply_policy<'a>(
+            &'a self,
+            account_id: &'a str,
+            policy_json: &'a str,
+        ) -> osam_policy::accounts::ProviderFuture<'a, ()> {
+            self.inner.apply_policy(account_id, policy_json)
+        }
+
+        fn remove_policy<'a>(&'a self, account_id: &'a str) -> osam_policy::accounts::ProviderFuture<'a, ()> {
+            self.inner.remove_policy(account_id)
+        }
+    }
+
+    const USERS: &str = "users:\n  alice:\n  bob:\n  carol:\n  dave:\n";
+
+    struct Fixture {
+        _state: tempfile::TempDir,
+        directory: Arc<StaticFileDirectory>,
+        provider: Arc<FaultyProvider>,
+        worker: Arc<SyncWorker>,
+    }
+
+    fn fixture(provider: impl FnOnce(EmbeddedProvider) -> FaultyProvider) -> Fixture {
+        let state = tempfile::tempdir().expect("state");
+        let users = state.path().join("users.yaml");
+        std::fs::write(&users, USERS).expect("write");
+        let attributes = state.path().join("attributes.json");
+        let directory = Arc::new(
+            StaticFileDirectory::load(Some(&users), RoleScopeTable::osam_defaults(), Some(&attributes))
+                .expect("valid"),
+        );
+        let provider = Arc::new(provider(EmbeddedProvider::open(state.path()).expect("provider")));
+        let bucket_config: Arc<dyn BucketConfigSource> =
+            Arc::new(FileBucketConfig::fixed("test", "*,*,*,30,osam-test\n").expect("valid"));
+        let storage = Arc::new(Storage {
+            bucket_config,
+            accounts: provider.clone(),
+            marker_template: MarkerTemplate::parse("osam:%keycloak-user%").expect("valid"),
+        });
+        let settings = SyncSettings {
+            link_attribute: "obs-user".into(),
+            max_delete_share: DeleteShare::new(0.5).expect("valid"),
+            concurrency: 2,
+            call_timeout: Duration::from_secs(5),
+            call_attempts: 3,
+            apply_policies: true,
+        };
+        let worker = SyncWorker::start(directory.clone(), storage, settings, None);
+        Fixture {
+            _state: state,
+            directory,
+            provider,
+            worker,
+        }
+    }
+
+    fn clean(inner: EmbeddedProvider) -> FaultyProvider {
+        FaultyProvider {
+            inner,
+            transient_create_failures: Mutex::new(HashMap::new()),
+            rejected_markers: vec![],
+            gate: None,
+        }
+    }
+
+    async fn run(worker: &SyncWorker, force: bool) -> RunReport {
+        let triggered = worker.trigger(force);
+        worker.wait_for(triggered.run_id).await.expect("report")
+    }
+
+    /// The plan the state would give now: empty when the sync has converged.
+    async fn remaining_plan(fixture: &Fixture) -> SyncPlan {
+        let users = fixture.directory.list_users().await.expect("users");
+        let entries: Vec<SyncUser> = users
+            .iter()
+            .map(|user| SyncUser {
+                username: user.username.clone(),
+                linked_account: user.attribute("obs-user").map(str::to_owned),
+            })
+            .collect();
+        let accounts = fixture.provider.list_accounts().await.expect("accounts");
+        SyncPlan::compute(
+            &entries,
+            &accounts,
+            &MarkerTemplate::parse("osam:%keycloak-user%").expect("valid"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_clean_run_creates_links_applies_and_converges() {
+        let fixture = fixture(clean);
+        let report = run(&fixture.worker, false).await;
+        assert_eq!(
+            (report.state, report.created, report.failures.len()),
+            (RunState::Finished, 4, 0),
+            "{report:?}"
+        );
+        assert_eq!(report.policies_applied, 4);
+        assert!(remaining_plan(&fixture).await.changes_nothing());
+        let again = run(&fixture.worker, false).await;
+        assert_eq!((again.created, again.kept), (0, 4));
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_and_lasting_ones_reported_without_stopping_others() {
+        let fixture = fixture(|inner| FaultyProvider {
+            inner,
+            transient_create_failures: Mutex::new(HashMap::from([("osam:bob".to_owned(), 2)])),
+            rejected_markers: vec!["osam:carol".to_owned()],
+            gate: None,
+        });
+        let report = run(&fixture.worker, false).await;
+        assert_eq!(
+            report.created, 3,
+            "bob succeeded on the third attempt: {report:?}"
+        );
+        let failures: Vec<(&str, &str)> = report
+            .failures
+            .iter()
+            .map(|failure| (failure.subject.as_str(), failure.step))
+            .collect();
+        assert!(failures.contains(&("carol", "create")), "{failures:?}");
+        assert!(
+            report.failures.iter().all(|failure| failure.subject == "carol"),
+            "nobody else failed: {failures:?}"
+        );
+
+        // Nobody is linked to a missing account, and only carol is left to create.
+        let accounts = fixture.provider.list_accounts().await.expect("accounts");
+        for user in fixture.directory.list_users().await.expect("users") {
+            if let Some(linked) = user.attribute("obs-user") {
+                assert!(
+                    accounts.iter().any(|account| account.id == linked),
+                    "{} linked to a missing account",
+                    user.username
+                );
+            }
+        }
+        assert_eq!(remaining_plan(&fixture).await.create(), ["carol".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn triggers_during_a_run_coalesce_into_one_more_run() {
+        let gate = Arc::new(Semaphore::new(0));
+        let held = gate.clone();
+        let fixture = fixture(move |inner| FaultyProvider {
+            inner,
+            transient_create_failures: Mutex::new(HashMap::new()),
+            rejected_markers: vec![],
+            gate: Some(held),
+        });
+        let first = fixture.worker.trigger(false);
+        // Wait until the first run is in progress (held at the gate).
+        for _ in 0..100 {
+            if fixture.worker.status().0.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(fixture.worker.status().0.is_some(), "the first run is running");
+        let second = fixture.worker.trigger(false);
+        let third = fixture.worker.trigger(true);
+        assert!(!second.coalesced && third.coalesced);
+        assert_eq!(second.run_id, third.run_id);
+        assert_ne!(first.run_id, second.run_id);
+
+        gate.add_permits(1000);
+        let first_report = fixture.worker.wait_for(first.run_id).await.expect("first");
+        let second_report = fixture.worker.wait_for(second.run_id).await.expect("second");
+        assert_eq!(first_report.created, 4);
+        assert_eq!(
+            (second_report.created, second_report.kept),
+            (0, 4),
+            "the coalesced run found nothing left to do"
+        );
+    }
+}
