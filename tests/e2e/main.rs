@@ -2,6 +2,7 @@
 //! gRPC, from Rust, from grpcurl and from a Python client generated from `proto/`.
 
 mod accounts;
+mod accounts_iam;
 mod auth;
 mod catalog;
 mod cli;

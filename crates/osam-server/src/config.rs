@@ -324,17 +324,11 @@ impl std::fmt::Debug for S3ConnectionConfig {
 impl S3ConnectionConfig {
     /// The secret key, from the file when one is configured.
     pub fn resolved_secret(&self) -> Result<String, ConfigError> {
-        if self.secret_access_key_file.as_os_str().is_empty() {
-            return Ok(self.secret_access_key.clone());
-        }
-        std::fs::read_to_string(&self.secret_access_key_file)
-            .map(|secret| secret.trim().to_owned())
-            .map_err(|error| {
-                invalid(
-                    "storage.s3.secret_access_key_file",
-                    format!("{}: {error}", self.secret_access_key_file.display()),
-                )
-            })
+        inline_or_file(
+            "storage.s3.secret_access_key_file",
+            &self.secret_access_key,
+            &self.secret_access_key_file,
+        )
     }
 }
 
@@ -344,6 +338,103 @@ impl S3ConnectionConfig {
 pub enum AccountProviderKind {
     /// Accounts in a file under the state directory (development and tests).
     Embedded,
+    /// IAM users through the IAM API (AWS or any IAM-compatible store), secrets sealed in S3.
+    Iam,
+}
+
+/// The `iam` provider: where the IAM API is, how osam's users are marked, and where their sealed
+/// secrets live (an S3 bucket reached with `[storage.s3]`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IamAccountsConfig {
+    /// The IAM endpoint; empty for AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// Prefer `secret_access_key_file` or `OSAM_ACCOUNTS__IAM__SECRET_ACCESS_KEY`; never printed.
+    pub secret_access_key: String,
+    pub secret_access_key_file: PathBuf,
+    /// The IAM path of osam's users; only users under it are listed or deleted.
+    pub user_path: String,
+    /// The tag holding the ownership marker.
+    pub marker_tag_key: String,
+    /// The name of the inline policy holding a user's S3 rights.
+    pub policy_name: String,
+    /// The bucket and prefix of the sealed secrets (IAM never returns a secret key twice).
+    pub secrets_bucket: String,
+    pub secrets_prefix: String,
+    /// The AES-256-GCM master key (32 bytes, base64) sealing the secrets; prefer the file or
+    /// `OSAM_ACCOUNTS__IAM__SEALING_KEY`; never printed.
+    pub sealing_key: String,
+    pub sealing_key_file: PathBuf,
+}
+
+impl Default for IamAccountsConfig {
+    fn default() -> Self {
+        IamAccountsConfig {
+            endpoint: String::new(),
+            region: "us-east-1".to_owned(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            secret_access_key_file: PathBuf::new(),
+            user_path: "/osam/".to_owned(),
+            marker_tag_key: "osam-owner".to_owned(),
+            policy_name: "osam-rights".to_owned(),
+            secrets_bucket: String::new(),
+            secrets_prefix: "osam/iam-secrets/".to_owned(),
+            sealing_key: String::new(),
+            sealing_key_file: PathBuf::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for IamAccountsConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |value: &str| if value.is_empty() { "" } else { "<redacted>" };
+        formatter
+            .debug_struct("IamAccountsConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .field("user_path", &self.user_path)
+            .field("marker_tag_key", &self.marker_tag_key)
+            .field("policy_name", &self.policy_name)
+            .field("secrets_bucket", &self.secrets_bucket)
+            .field("secrets_prefix", &self.secrets_prefix)
+            .field("sealing_key", &redacted(&self.sealing_key))
+            .field("sealing_key_file", &self.sealing_key_file)
+            .finish()
+    }
+}
+
+/// A secret given inline or in a file (the file wins), trimmed.
+fn inline_or_file(key: &'static str, inline: &str, file: &Path) -> Result<String, ConfigError> {
+    if file.as_os_str().is_empty() {
+        return Ok(inline.trim().to_owned());
+    }
+    std::fs::read_to_string(file)
+        .map(|secret| secret.trim().to_owned())
+        .map_err(|error| invalid(key, format!("{}: {error}", file.display())))
+}
+
+impl IamAccountsConfig {
+    pub fn resolved_secret(&self) -> Result<String, ConfigError> {
+        inline_or_file(
+            "accounts.iam.secret_access_key_file",
+            &self.secret_access_key,
+            &self.secret_access_key_file,
+        )
+    }
+
+    pub fn resolved_sealing_key(&self) -> Result<String, ConfigError> {
+        inline_or_file(
+            "accounts.iam.sealing_key_file",
+            &self.sealing_key,
+            &self.sealing_key_file,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,6 +462,8 @@ pub struct AccountsConfig {
     pub sync_on_start: bool,
     /// How long a user's credentials are served from memory before the provider is asked again.
     pub credentials_cache_seconds: u64,
+    /// The `iam` provider's settings.
+    pub iam: IamAccountsConfig,
 }
 
 impl Default for AccountsConfig {
@@ -387,6 +480,7 @@ impl Default for AccountsConfig {
             sync_interval_seconds: 0,
             sync_on_start: false,
             credentials_cache_seconds: 60,
+            iam: IamAccountsConfig::default(),
         }
     }
 }
@@ -573,6 +667,26 @@ impl Config {
             0..=3600,
         )?;
         Ok(())
+    }
+
+    /// The IAM provider's settings, validated against IAM's rules.
+    pub fn iam_settings(&self) -> Result<osam_s3::IamSettings, ConfigError> {
+        let iam = &self.accounts.iam;
+        let endpoint = Some(iam.endpoint.clone()).filter(|endpoint| !endpoint.is_empty());
+        let mut settings = osam_s3::IamSettings::new(
+            endpoint,
+            iam.region.clone(),
+            iam.access_key_id.clone(),
+            iam.resolved_secret()?,
+        );
+        settings.user_path = iam.user_path.clone();
+        settings.marker_tag_key = iam.marker_tag_key.clone();
+        settings.policy_name = iam.policy_name.clone();
+        settings.validate().map_err(|error| ConfigError::Invalid {
+            key: "accounts.iam",
+            message: format!("{}: {}", error.setting, error.problem),
+        })?;
+        Ok(settings)
     }
 
     /// The role → scope table: osam's defaults edited by `[auth.roles]`.

@@ -2,29 +2,14 @@
 
 #![forbid(unsafe_code)]
 
-mod atomic_file;
-mod auth;
-mod config;
-mod dev_token;
-mod digest;
-mod directory;
-mod error;
-mod identity;
-mod paging;
-mod rights_command;
-mod server;
-mod services;
-mod storage;
-mod sync;
-mod telemetry;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use osam_server::config::Config;
+use osam_server::{dev_token, rights_command, server, telemetry};
 
 /// osam: the Object Storage Access Manager (catalog authorization, S3 accounts and rights).
 #[derive(Parser)]

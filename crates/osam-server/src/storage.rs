@@ -11,7 +11,9 @@ use osam_policy::bucket_config::BucketConfig;
 use osam_policy::bucket_source::BucketConfigSource;
 use osam_policy::policy_document::PolicyDocument;
 use osam_policy::s3_rights::S3Rights;
-use osam_s3::{EmbeddedProvider, FileBucketConfig, ObjectBucketConfig, S3Settings};
+use osam_s3::{
+    EmbeddedProvider, FileBucketConfig, IamProvider, ObjectBucketConfig, S3Settings, SealingKey, SecretStore,
+};
 
 use crate::config::{AccountProviderKind, BucketConfigSourceKind, Config, ConfigError};
 use crate::error::ApiError;
@@ -71,6 +73,23 @@ impl Storage {
                 EmbeddedProvider::open(&config.server.effective_state_dir())
                     .map_err(|error| error.to_string())?,
             ),
+            AccountProviderKind::Iam => {
+                let iam = &config.accounts.iam;
+                let sealing_key = iam.resolved_sealing_key().map_err(|error| error.to_string())?;
+                let sealing_key = SealingKey::parse(&sealing_key)
+                    .map_err(|error| format!("accounts.iam.sealing_key: {error}"))?;
+                let s3 = osam_s3::s3_client(&s3_settings(config).map_err(|error| error.to_string())?);
+                let secrets = SecretStore::new(
+                    s3,
+                    iam.secrets_bucket.clone(),
+                    iam.secrets_prefix.clone(),
+                    sealing_key,
+                );
+                let settings = config.iam_settings().map_err(|error| error.to_string())?;
+                let provider = IamProvider::new(&settings, secrets)
+                    .map_err(|error| format!("accounts.iam.{}: {}", error.setting, error.problem))?;
+                Arc::new(provider)
+            }
         };
         let marker_template = MarkerTemplate::parse(&config.accounts.marker_template)?;
         Ok(Storage {
