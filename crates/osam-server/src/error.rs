@@ -28,7 +28,10 @@ pub enum ApiError {
     SubjectNotAllowed,
     #[error("impersonating a user requires the scope \"users:impersonate\"")]
     ImpersonationNotAllowed,
-    #[error("user {0:?} is not in the directory")]
+    #[error(
+        "user {0:?} is not in the directory; users are added in the directory, and their object-storage \
+         accounts are then created by osam.v1.AccountService/SyncAccounts"
+    )]
     UserNotFound(String),
     #[error("{field}: {message}")]
     InvalidArgument { field: String, message: String },

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use osam_policy::s3_rights::RightsLevel;
 use osam_policy::{Principal, displayed_name};
 use osam_proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -49,7 +50,6 @@ impl pb::rights_service_server::RightsService for RightsService {
     ) -> Result<Response<pb::GetUserRightsResponse>, Status> {
         let user = self.directory_user(&request.into_inner().username).await?;
         let computed = self.storage.rights_of(&user)?;
-        use osam_policy::s3_rights::RightsLevel;
         Ok(Response::new(pb::GetUserRightsResponse {
             read: computed.rights.level_strings(RightsLevel::Read),
             read_download: computed.rights.level_strings(RightsLevel::ReadDownload),
@@ -91,11 +91,7 @@ impl pb::rights_service_server::RightsService for RightsService {
         &self,
         request: Request<pb::GetUserInfoRequest>,
     ) -> Result<Response<pb::GetUserInfoResponse>, Status> {
-        let username = request.into_inner().username;
-        if username.is_empty() {
-            return Err(ApiError::invalid_argument("username", "must not be empty").into());
-        }
-        let user = self.identity.find_user(&username).await?;
+        let user = self.directory_user(&request.into_inner().username).await?;
         let principal = self.identity.principal_of(&user);
         let info = user_info(&principal, user.name.as_deref(), user.email.as_deref());
         Ok(Response::new(pb::GetUserInfoResponse { user: Some(info) }))
