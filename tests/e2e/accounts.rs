@@ -7,7 +7,7 @@ use std::time::Duration;
 use osam_proto::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{OsamServer, reason_of};
+use crate::harness::{OsamServer, reason_of, sync_accounts};
 
 fn users_yaml(names: &[&str]) -> String {
     let mut yaml = String::from("users:\n  operator:\n    roles: rs_osam_update\n");
@@ -35,22 +35,6 @@ fn start(names: &[&str], extra: &str) -> Setup {
         server: OsamServer::start(&config),
         users,
     }
-}
-
-async fn sync(server: &OsamServer, force: bool) -> pb::SyncRun {
-    let mut accounts = server.accounts(&server.dev_token("operator")).await;
-    let request = pb::SyncAccountsRequest {
-        dry_run: false,
-        wait: true,
-        force,
-    };
-    accounts
-        .sync_accounts(request)
-        .await
-        .expect("sync")
-        .into_inner()
-        .run
-        .expect("a finished run")
 }
 
 async fn list(server: &OsamServer) -> Vec<pb::AccountEntry> {
@@ -89,7 +73,7 @@ async fn wait_for_directory(server: &OsamServer, expected_users: usize) {
 #[tokio::test]
 async fn a_sync_creates_and_links_accounts_and_a_second_changes_nothing() {
     let setup = start(&["alice", "bob", "carol"], "");
-    let first = sync(&setup.server, false).await;
+    let first = sync_accounts(&setup.server, false).await;
     assert_eq!(
         (first.state, first.created, first.failures.len()),
         (pb::SyncState::Finished as i32, 4, 0),
@@ -104,7 +88,7 @@ async fn a_sync_creates_and_links_accounts_and_a_second_changes_nothing() {
         "{entries:?}"
     );
 
-    let second = sync(&setup.server, false).await;
+    let second = sync_accounts(&setup.server, false).await;
     assert_eq!(
         (second.created, second.deleted, second.relinked, second.kept),
         (0, 0, 0, 4)
@@ -158,7 +142,7 @@ async fn users_who_leave_lose_their_account_and_unmanaged_accounts_survive() {
         ],
         "",
     );
-    sync(&setup.server, false).await;
+    sync_accounts(&setup.server, false).await;
     // Accounts osam does not own: another tool's, a near-miss marker, a bare prefix.
     let state_file = setup.server.state.path().join("accounts.json");
     let mut state: serde_json::Value =
@@ -181,7 +165,7 @@ async fn users_who_leave_lose_their_account_and_unmanaged_accounts_survive() {
     )
     .expect("write");
     wait_for_directory(&setup.server, 10).await;
-    let run = sync(&setup.server, false).await;
+    let run = sync_accounts(&setup.server, false).await;
     assert_eq!((run.deleted, run.failures.len()), (1, 0), "{run:?}");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_file).expect("state")).expect("JSON");
@@ -200,7 +184,7 @@ async fn users_who_leave_lose_their_account_and_unmanaged_accounts_survive() {
 #[tokio::test]
 async fn a_plan_that_deletes_too_much_is_refused_unless_forced() {
     let setup = start(&["alice", "bob", "carol", "dave"], "");
-    sync(&setup.server, false).await;
+    sync_accounts(&setup.server, false).await;
     // A broken directory answer: every user but the operator gone.
     std::fs::write(setup.users.path(), users_yaml(&[])).expect("write");
     wait_for_directory(&setup.server, 1).await;
@@ -218,7 +202,7 @@ async fn a_plan_that_deletes_too_much_is_refused_unless_forced() {
     assert_eq!(plan.delete.len(), 4);
     assert!(plan.refusal.contains("4 of 5"), "{}", plan.refusal);
 
-    let refused = sync(&setup.server, false).await;
+    let refused = sync_accounts(&setup.server, false).await;
     assert_eq!(refused.state, pb::SyncState::Refused as i32);
     assert!(
         refused.refusal.contains("force"),
@@ -229,7 +213,7 @@ async fn a_plan_that_deletes_too_much_is_refused_unless_forced() {
     let state = std::fs::read_to_string(setup.server.state.path().join("accounts.json")).expect("state");
     assert_eq!(state.matches("osam-managed:").count(), 5, "nothing was deleted");
 
-    let forced = sync(&setup.server, true).await;
+    let forced = sync_accounts(&setup.server, true).await;
     assert_eq!(
         (forced.state, forced.deleted),
         (pb::SyncState::Finished as i32, 4)
@@ -309,7 +293,7 @@ async fn a_crash_in_the_middle_of_a_sync_leaves_a_valid_state_that_the_next_sync
         "work was left when the process died"
     );
 
-    let run = sync(&setup.server, false).await;
+    let run = sync_accounts(&setup.server, false).await;
     assert!(run.failures.is_empty(), "{:?}", run.failures);
     let entries = list(&setup.server).await;
     assert_eq!(entries.len(), 601);
@@ -324,7 +308,7 @@ async fn a_crash_in_the_middle_of_a_sync_leaves_a_valid_state_that_the_next_sync
         601,
         "one account each, no duplicate"
     );
-    let again = sync(&setup.server, false).await;
+    let again = sync_accounts(&setup.server, false).await;
     assert_eq!(
         (again.created, again.relinked, again.deleted),
         (0, 0, 0),

@@ -8,7 +8,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use base64::Engine;
 use osam_proto::v1 as pb;
 
-use crate::harness::OsamServer;
+use crate::harness::{OsamServer, sync_accounts};
 use crate::moto::Moto;
 
 fn users_yaml(names: &[&str]) -> String {
@@ -19,22 +19,6 @@ fn users_yaml(names: &[&str]) -> String {
         ));
     }
     yaml
-}
-
-async fn sync(server: &OsamServer, force: bool) -> pb::SyncRun {
-    let mut accounts = server.accounts(&server.dev_token("operator")).await;
-    let request = pb::SyncAccountsRequest {
-        dry_run: false,
-        wait: true,
-        force,
-    };
-    accounts
-        .sync_accounts(request)
-        .await
-        .expect("sync")
-        .into_inner()
-        .run
-        .expect("run")
 }
 
 async fn osam_iam_users(moto: &Moto) -> Vec<String> {
@@ -109,7 +93,7 @@ async fn the_sync_manages_iam_users_whose_keys_work_and_leaves_others_alone() {
     );
     let server = OsamServer::start(&config);
 
-    let first = sync(&server, false).await;
+    let first = sync_accounts(&server, false).await;
     assert_eq!((first.created, first.failures.len()), (3, 0), "{first:?}");
     let managed = osam_iam_users(&moto).await;
     assert_eq!(managed.len(), 4, "three created and the legacy user: {managed:?}");
@@ -175,9 +159,9 @@ async fn the_sync_manages_iam_users_whose_keys_work_and_leaves_others_alone() {
         }
     }
     assert!(reloaded, "the directory change was seen");
-    let refused = sync(&server, false).await;
+    let refused = sync_accounts(&server, false).await;
     assert_eq!(refused.state, pb::SyncState::Refused as i32);
-    let forced = sync(&server, true).await;
+    let forced = sync_accounts(&server, true).await;
     assert_eq!((forced.deleted, forced.failures.len()), (1, 0), "{forced:?}");
     let remaining = osam_iam_users(&moto).await;
     assert_eq!(remaining.len(), 3, "{remaining:?}");
@@ -191,7 +175,7 @@ async fn the_sync_manages_iam_users_whose_keys_work_and_leaves_others_alone() {
         .await
         .expect("the outside user survives");
 
-    let again = sync(&server, false).await;
+    let again = sync_accounts(&server, false).await;
     assert_eq!(
         (again.created, again.deleted, again.relinked),
         (0, 0, 0),

@@ -239,6 +239,23 @@ pub fn reason_of(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
+/// Runs an account sync as the operator, waits for it and returns its report.
+pub async fn sync_accounts(server: &OsamServer, force: bool) -> pb::SyncRun {
+    let mut accounts = server.accounts(&server.dev_token("operator")).await;
+    let request = pb::SyncAccountsRequest {
+        dry_run: false,
+        wait: true,
+        force,
+    };
+    accounts
+        .sync_accounts(request)
+        .await
+        .expect("sync")
+        .into_inner()
+        .run
+        .expect("a finished run")
+}
+
 /// A CatalogAuthz client that sends a bearer token.
 pub type CatalogClient =
     pb::catalog_authz_client::CatalogAuthzClient<InterceptedService<Channel, BearerToken>>;

@@ -35,6 +35,16 @@ impl fmt::Debug for S3Settings {
     }
 }
 
+/// The timeouts of every SDK call osam makes (S3 and IAM): a stalled endpoint must not hang
+/// start-up, a poller or a sync.
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(60))
+        .build()
+}
+
 /// An S3 client for `settings`.
 pub fn s3_client(settings: &S3Settings) -> aws_sdk_s3::Client {
     let credentials = Credentials::new(
@@ -49,14 +59,7 @@ pub fn s3_client(settings: &S3Settings) -> aws_sdk_s3::Client {
         .region(Region::new(settings.region.clone()))
         .credentials_provider(credentials)
         .force_path_style(settings.force_path_style)
-        // Every call is bounded: a stalled endpoint must not hang start-up or a poller.
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        );
+        .timeout_config(sdk_timeouts());
     if let Some(endpoint) = &settings.endpoint {
         config = config.endpoint_url(endpoint);
     }

@@ -26,10 +26,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sdk_iam::config::timeout::TimeoutConfig;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::{AccessKeyMetadata, Tag};
@@ -173,13 +171,7 @@ pub fn iam_client(settings: &IamSettings) -> aws_sdk_iam::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(settings.region.clone()))
         .credentials_provider(credentials)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        );
+        .timeout_config(crate::client::sdk_timeouts());
     if let Some(endpoint) = &settings.endpoint {
         config = config.endpoint_url(endpoint);
     }
