@@ -347,7 +347,24 @@ impl SyncWorker {
         }
 
         if self.settings.apply_policies {
-            for user in users {
+            // Only users who have an account now: a failed create is already in the report.
+            let markers: std::collections::HashSet<String> = match self.storage.accounts.list_accounts().await
+            {
+                Ok(accounts) => accounts.into_iter().map(|account| account.marker).collect(),
+                Err(error) => {
+                    report.failures.push(Failure {
+                        subject: String::new(),
+                        step: "apply_policy",
+                        message: error.to_string(),
+                    });
+                    Default::default()
+                }
+            };
+            let template = &self.storage.marker_template;
+            for user in users
+                .into_iter()
+                .filter(|user| markers.contains(&template.marker_for(&user.username)))
+            {
                 self.spawn_step(&mut steps, &limit, Step::ApplyPolicy(Box::new(user)));
             }
             while let Some(joined) = steps.join_next().await {
@@ -553,6 +570,8 @@ mod tests {
         transient_create_failures: Mutex<HashMap<String, u32>>,
         /// Markers whose create is always rejected.
         rejected_markers: Vec<String>,
+        /// Markers whose first create hangs (longer than the call timeout) before doing anything.
+        hanging_markers: Mutex<Vec<String>>,
         gate: Option<Arc<Semaphore>>,
     }
 
@@ -571,6 +590,14 @@ mod tests {
                         .acquire()
                         .await
                         .map_err(|error| ProviderError::Unavailable(error.to_string()))?;
+                }
+                let hangs = {
+                    let mut hanging = self.hanging_markers.lock().expect("lock");
+                    let position = hanging.iter().position(|hanging| hanging == marker);
+                    position.map(|position| hanging.remove(position)).is_some()
+                };
+                if hangs {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
                 }
                 if self.rejected_markers.iter().any(|rejected| rejected == marker) {
                     return Err(ProviderError::Rejected("quota exceeded".into()));
@@ -643,7 +670,7 @@ mod tests {
             link_attribute: "obs-user".into(),
             max_delete_share: DeleteShare::new(0.5).expect("valid"),
             concurrency: 2,
-            call_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_millis(300),
             call_attempts: 3,
             apply_policies: true,
         };
@@ -661,6 +688,7 @@ mod tests {
             inner,
             transient_create_failures: Mutex::new(HashMap::new()),
             rejected_markers: vec![],
+            hanging_markers: Mutex::new(vec![]),
             gate: None,
         }
     }
@@ -709,6 +737,7 @@ mod tests {
             inner,
             transient_create_failures: Mutex::new(HashMap::from([("osam:bob".to_owned(), 2)])),
             rejected_markers: vec!["osam:carol".to_owned()],
+            hanging_markers: Mutex::new(vec!["osam:dave".to_owned()]),
             gate: None,
         });
         let report = run(&fixture.worker, false).await;
@@ -739,6 +768,21 @@ mod tests {
             }
         }
         assert_eq!(remaining_plan(&fixture).await.create(), ["carol".to_owned()]);
+
+        // A second run, with the faults gone, converges to the state of a clean run.
+        let healed = run(&fixture.worker, false).await;
+        assert_eq!((healed.created, healed.kept), (0, 3));
+        assert_eq!(
+            healed.failures.len(),
+            1,
+            "carol is still rejected and nothing else: {healed:?}"
+        );
+        let accounts = fixture.provider.list_accounts().await.expect("accounts");
+        assert_eq!(
+            accounts.len(),
+            3,
+            "one account per created user, no duplicate from the timed-out attempt"
+        );
     }
 
     #[tokio::test]
@@ -749,6 +793,7 @@ mod tests {
             inner,
             transient_create_failures: Mutex::new(HashMap::new()),
             rejected_markers: vec![],
+            hanging_markers: Mutex::new(vec![]),
             gate: Some(held),
         });
         let first = fixture.worker.trigger(false);
