@@ -199,7 +199,8 @@ impl SyncWorker {
         triggered
     }
 
-    /// Waits until run `run_id` has finished and returns its report.
+    /// Waits until run `run_id` has finished and returns its report, or the report of a later run
+    /// when that one finished before this waiter looked (a later run includes the trigger too).
     pub async fn wait_for(&self, run_id: u64) -> Option<RunReport> {
         let mut completed = self.completed.subscribe();
         if completed.wait_for(|finished| *finished >= run_id).await.is_err() {
@@ -208,7 +209,7 @@ impl SyncWorker {
         self.lock()
             .last
             .as_ref()
-            .filter(|(id, _)| *id == run_id)
+            .filter(|(id, _)| *id >= run_id)
             .map(|(_, report)| report.clone())
     }
 
