@@ -68,6 +68,19 @@ pub trait AccountProvider: Send + Sync {
     /// Every account the provider holds, osam's or not.
     fn list_accounts(&self) -> ProviderFuture<'_, Vec<Account>>;
 
+    /// The account carrying exactly `marker` (the smallest id if there are several, as the sync
+    /// plan chooses). The default scans every account; a provider that can find an account by its
+    /// marker directly should, since this runs for every credentials or policy request.
+    fn account_with_marker<'a>(&'a self, marker: &'a str) -> ProviderFuture<'a, Option<Account>> {
+        Box::pin(async move {
+            let accounts = self.list_accounts().await?;
+            Ok(accounts
+                .into_iter()
+                .filter(|account| account.marker == marker)
+                .min_by(|left, right| left.id.cmp(&right.id)))
+        })
+    }
+
     /// Creates an account carrying `marker`, with an access key.
     fn create_account<'a>(&'a self, marker: &'a str) -> ProviderFuture<'a, (Account, AccountCredentials)>;
 

@@ -284,6 +284,14 @@ mod tests {
 
         let reopened = EmbeddedProvider::open(state.path()).expect("reopen");
         assert_eq!(
+            reopened.account_with_marker("osam:alice").await.expect("lookup"),
+            Some(account.clone())
+        );
+        assert_eq!(
+            reopened.account_with_marker("osam:bob").await.expect("lookup"),
+            None
+        );
+        assert_eq!(
             reopened.list_accounts().await.expect("list"),
             vec![account.clone()]
         );

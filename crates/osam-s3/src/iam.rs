@@ -589,6 +589,15 @@ impl AccountProvider for IamProvider {
         Box::pin(self.list())
     }
 
+    /// One user looked up by the name derived from the marker, instead of listing every user:
+    /// the tag must still carry exactly this marker.
+    fn account_with_marker<'a>(&'a self, marker: &'a str) -> ProviderFuture<'a, Option<Account>> {
+        Box::pin(async move {
+            let described = describe_user(&self.client, &self.marker_tag_key, &iam_user_name(marker)).await?;
+            Ok(described.filter(|account| account.marker == marker))
+        })
+    }
+
     fn create_account<'a>(&'a self, marker: &'a str) -> ProviderFuture<'a, (Account, AccountCredentials)> {
         Box::pin(self.create(marker))
     }

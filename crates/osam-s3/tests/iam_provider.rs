@@ -264,6 +264,14 @@ async fn accounts_are_tagged_iam_users_whose_keys_work_and_deletes_leave_nothing
     assert_eq!(alice.marker, "osam:alice");
     assert_eq!(alice.access_key_id, alice_credentials.access_key_id);
     assert_ne!(alice.id, bob.id);
+    assert_eq!(
+        provider.account_with_marker("osam:alice").await.expect("lookup"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        provider.account_with_marker("osam:nobody").await.expect("lookup"),
+        None
+    );
 
     let listed = provider.list_accounts().await.expect("list");
     let find = |id: &str| listed.iter().find(|account| account.id == id).cloned();

@@ -126,10 +126,12 @@ impl Storage {
     /// The account linked to `username` by its ownership marker.
     pub async fn account_of(&self, username: &str) -> Result<String, ApiError> {
         let marker = self.marker_template.marker_for(username);
-        let accounts = self.accounts.list_accounts().await.map_err(provider_error)?;
-        accounts
-            .into_iter()
-            .find(|account| account.marker == marker)
+        let account = self
+            .accounts
+            .account_with_marker(&marker)
+            .await
+            .map_err(provider_error)?;
+        account
             .map(|account| account.id)
             .ok_or_else(|| ApiError::NoAccount(username.to_owned()))
     }
