@@ -445,6 +445,14 @@ async fn the_bucket_configuration_is_read_from_s3_and_reloaded() {
     assert_eq!(kept.len(), 2, "the last valid version is kept");
 }
 
+/// Writes the embedded provider's state with one account, `embedded-000001`, linked to `username`
+/// by its ownership marker, as a sync leaves it.
+fn seed_account(server: &OsamServer, username: &str) {
+    let seeded = serde_json::json!({"next_id": 1, "accounts": {"embedded-000001": {
+        "marker": format!("osam-managed:{username}"), "access_key_id": "OSAMTESTKEY", "secret_access_key": "test-secret"}}});
+    std::fs::write(server.state.path().join("accounts.json"), seeded.to_string()).expect("seed");
+}
+
 #[tokio::test]
 async fn rights_are_computed_and_applied_through_the_embedded_provider() {
     let server = OsamServer::start("");
@@ -486,9 +494,7 @@ async fn rights_are_computed_and_applied_through_the_embedded_provider() {
 
     // An account linked to alice by its ownership marker, as a sync leaves it.
     let accounts_file = server.state.path().join("accounts.json");
-    let seeded = serde_json::json!({"next_id": 1, "accounts": {"embedded-000001": {
-        "marker": "osam-managed:alice", "access_key_id": "OSAMTESTKEY", "secret_access_key": "test-secret"}}});
-    std::fs::write(&accounts_file, seeded.to_string()).expect("seed");
+    seed_account(&server, "alice");
     let applied = rights
         .apply_user_rights(pb::ApplyUserRightsRequest {
             username: "alice".into(),
@@ -538,9 +544,7 @@ async fn a_policy_the_provider_rejects_is_a_failed_precondition_with_its_reason(
     )
     .expect("write");
     let server = OsamServer::start(&format!("[directory]\nfile = {:?}\n", users.path()));
-    let seeded = serde_json::json!({"next_id": 1, "accounts": {"embedded-000001": {
-        "marker": "osam-managed:hoarder", "access_key_id": "OSAMTESTKEY", "secret_access_key": "test-secret"}}});
-    std::fs::write(server.state.path().join("accounts.json"), seeded.to_string()).expect("seed");
+    seed_account(&server, "hoarder");
     let mut rights = server.rights(&server.dev_token("operator")).await;
     let status = rights
         .apply_user_rights(pb::ApplyUserRightsRequest {

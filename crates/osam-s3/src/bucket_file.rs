@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use osam_policy::bucket_config::BucketConfig;
 use osam_policy::bucket_source::BucketConfigSource;
 
-use crate::last_good::{LastGood, ReloadOutcome};
+use crate::last_good::{LastGood, ReloadOutcome, spawn_poller};
 
 /// When the file was last seen to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,16 +79,9 @@ impl FileBucketConfig {
         if self.path.is_none() {
             return;
         }
-        let source = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                let Some(source) = source.upgrade() else { break };
-                let _ = tokio::task::spawn_blocking(move || source.reload_if_changed()).await;
-            }
+        // Reading the file blocks: off the async runtime.
+        spawn_poller(self, interval, |source| async move {
+            let _ = tokio::task::spawn_blocking(move || source.reload_if_changed()).await;
         });
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use osam_policy::bucket_config::BucketConfig;
 use osam_policy::bucket_source::BucketConfigSource;
 
-use crate::last_good::{LastGood, ReloadOutcome};
+use crate::last_good::{LastGood, ReloadOutcome, spawn_poller};
 
 pub struct ObjectBucketConfig {
     client: aws_sdk_s3::Client,
@@ -71,16 +71,8 @@ impl ObjectBucketConfig {
 
     /// Polls the object every `interval` while the source is alive.
     pub fn spawn_poller(self: &Arc<Self>, interval: Duration) {
-        let source = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                let Some(source) = source.upgrade() else { break };
-                source.reload_if_changed().await;
-            }
+        spawn_poller(self, interval, |source| async move {
+            source.reload_if_changed().await;
         });
     }
 }

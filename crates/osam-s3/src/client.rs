@@ -45,15 +45,15 @@ pub fn sdk_timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// Fixed credentials from osam's configuration (no SDK credential chain: the configuration says
+/// exactly which key is used).
+pub fn static_credentials(access_key_id: &str, secret_access_key: &str) -> Credentials {
+    Credentials::new(access_key_id, secret_access_key, None, None, "osam-configuration")
+}
+
 /// An S3 client for `settings`.
 pub fn s3_client(settings: &S3Settings) -> aws_sdk_s3::Client {
-    let credentials = Credentials::new(
-        settings.access_key_id.clone(),
-        settings.secret_access_key.clone(),
-        None,
-        None,
-        "osam-configuration",
-    );
+    let credentials = static_credentials(&settings.access_key_id, &settings.secret_access_key);
     let mut config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(settings.region.clone()))

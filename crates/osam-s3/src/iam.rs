@@ -27,7 +27,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_credential_types::Credentials;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::{AccessKeyMetadata, Tag};
@@ -160,13 +159,7 @@ pub struct IamSettingsError {
 
 /// An IAM client for `settings`, every call bounded in time like the S3 client's.
 pub fn iam_client(settings: &IamSettings) -> aws_sdk_iam::Client {
-    let credentials = Credentials::new(
-        settings.access_key_id.clone(),
-        settings.secret_access_key.clone(),
-        None,
-        None,
-        "osam-configuration",
-    );
+    let credentials = crate::client::static_credentials(&settings.access_key_id, &settings.secret_access_key);
     let mut config = aws_sdk_iam::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(settings.region.clone()))

@@ -1,7 +1,9 @@
 //! The state every reloading source shares: the last valid configuration and the version (file
 //! stamp or ETag) it was read at. A broken new version is reported once and otherwise ignored.
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use osam_policy::bucket_config::BucketConfig;
 
@@ -98,4 +100,25 @@ impl<V: PartialEq + Clone> LastGood<V> {
         }
         ReloadOutcome::KeptPrevious(reason)
     }
+}
+
+/// Runs `check` on `source` every `interval` for as long as the source is alive (the poller holds
+/// only a weak reference, so dropping the source stops it). The first check is the opener's.
+pub(crate) fn spawn_poller<Source, Check, Checked>(source: &Arc<Source>, interval: Duration, check: Check)
+where
+    Source: Send + Sync + 'static,
+    Check: Fn(Arc<Source>) -> Checked + Send + 'static,
+    Checked: Future<Output = ()> + Send,
+{
+    let source = Arc::downgrade(source);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let Some(source) = source.upgrade() else { break };
+            check(source).await;
+        }
+    });
 }
