@@ -651,6 +651,13 @@ mod tests {
     }
 
     fn fixture(provider: impl FnOnce(EmbeddedProvider) -> FaultyProvider) -> Fixture {
+        fixture_with_interval(provider, None)
+    }
+
+    fn fixture_with_interval(
+        provider: impl FnOnce(EmbeddedProvider) -> FaultyProvider,
+        interval: Option<Duration>,
+    ) -> Fixture {
         let state = tempfile::tempdir().expect("state");
         let users = state.path().join("users.yaml");
         std::fs::write(&users, USERS).expect("write");
@@ -675,7 +682,7 @@ mod tests {
             call_attempts: 3,
             apply_policies: true,
         };
-        let worker = SyncWorker::start(directory.clone(), storage, settings, None);
+        let worker = SyncWorker::start(directory.clone(), storage, settings, interval);
         Fixture {
             _state: state,
             directory,
@@ -784,6 +791,29 @@ mod tests {
             3,
             "one account per created user, no duplicate from the timed-out attempt"
         );
+    }
+
+    #[tokio::test]
+    async fn an_interval_runs_syncs_without_any_trigger_and_none_runs_at_start_by_default() {
+        let idle = fixture(clean);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            idle.worker.status().1.is_none(),
+            "no interval, no trigger: no run"
+        );
+
+        let periodic = fixture_with_interval(clean, Some(Duration::from_millis(100)));
+        let mut last = None;
+        for _ in 0..100 {
+            last = periodic.worker.status().1;
+            if last.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let last = last.expect("a run started by the interval");
+        assert_eq!(last.created, 4);
+        assert!(remaining_plan(&periodic).await.changes_nothing());
     }
 
     #[tokio::test]
