@@ -1,0 +1,1 @@
+//! The Keycloak adapter of osam: an admin REST client and the Keycloak `Directory`.

@@ -1,0 +1,1 @@
+//! Leader election for the account sync: one replica at a time, through a Kubernetes Lease.
