@@ -13,6 +13,8 @@ if [ ! -x "$tools/bin/python" ]; then
 fi
 "$tools/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 export PATH="$PWD/$tools/bin:$PATH"
+# The OpenID Connect provider of tests/e2e/oidc_provider.rs, exactly as tests/oidc/package-lock.json pins it.
+npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
 
 buf lint
 cargo nextest run --workspace --no-fail-fast
