@@ -30,6 +30,18 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `value` of `key` must lie in `range`.
+fn bounded(key: &'static str, value: u64, range: std::ops::RangeInclusive<u64>) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -40,6 +52,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub storage: StorageConfig,
     pub accounts: AccountsConfig,
+    pub metrics: MetricsConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +70,21 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     /// How long shutdown waits for in-flight calls after health turns NOT_SERVING.
     pub shutdown_grace_seconds: u64,
+    /// The largest request message accepted (and response sent), in bytes.
+    pub max_message_bytes: usize,
+    /// Calls running at once; more are refused at once with RESOURCE_EXHAUSTED (`OVERLOADED`)
+    /// instead of queueing. Health checks are never refused.
+    pub max_concurrent_requests: usize,
+    /// The longest a call may run; a shorter client deadline (`grpc-timeout`) wins.
+    pub request_timeout_seconds: u64,
+    /// HTTP/2 PING interval on idle connections, and how long an unanswered PING waits before
+    /// the connection is closed.
+    pub http2_keepalive_interval_seconds: u64,
+    pub http2_keepalive_timeout_seconds: u64,
+    /// Streams (calls) one connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// TLS for the gRPC port; off when `cert_file` is empty.
+    pub tls: TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +94,69 @@ impl Default for ServerConfig {
             allow_development_key_on_network: false,
             state_dir: PathBuf::new(),
             shutdown_grace_seconds: 10,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: 1024,
+            request_timeout_seconds: 30,
+            http2_keepalive_interval_seconds: 60,
+            http2_keepalive_timeout_seconds: 20,
+            http2_max_concurrent_streams: 256,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// TLS, and mutual TLS when `client_ca_file` is set. The files are re-read when they change, so a
+/// renewed certificate (cert-manager, a mounted Secret) is served without a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA certificates (PEM) that client certificates must chain to; set for mutual TLS.
+    pub client_ca_file: PathBuf,
+    /// How often the files are checked for changes.
+    pub reload_interval_seconds: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            client_ca_file: PathBuf::new(),
+            reload_interval_seconds: 30,
+        }
+    }
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where `/metrics` (Prometheus, OpenMetrics text) is served, such as `0.0.0.0:9090`; empty
+    /// turns the endpoint off.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The share of allowed decisions written to the audit log (1.0 all, 0.0 none); denied
+    /// decisions and state changes are always written.
+    pub allowed_decisions_sample_rate: f64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            allowed_decisions_sample_rate: 1.0,
         }
     }
 }
@@ -122,6 +214,9 @@ pub enum KeySource {
     Jwks,
     /// A PEM public key file at `auth.public_key_file`.
     PublicKeyFile,
+    /// The JWKS named by the issuer's discovery document (`{auth.issuer}/.well-known/openid-configuration`),
+    /// whose `issuer` must equal `auth.issuer`.
+    OidcDiscovery,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +249,11 @@ pub struct AuthConfig {
     pub token_cache_capacity: usize,
     /// Edits of the role → scope table (`[auth.roles.<role>] scopes_add = [...]`).
     pub roles: BTreeMap<String, ScopeEdit>,
+    /// Re-read the caller's roles and groups from the directory instead of trusting the token's,
+    /// so that a revoked role (or a disabled user) takes effect before the token expires.
+    pub live_roles: bool,
+    /// How long a caller's roles read from the directory are reused in live-roles mode.
+    pub live_roles_ttl_seconds: u64,
 }
 
 pub const DEVELOPMENT_ISSUER: &str = "osam-development";
@@ -189,6 +289,8 @@ impl Default for AuthConfig {
             username_claim: "preferred_username".to_owned(),
             token_cache_capacity: 10_000,
             roles: BTreeMap::new(),
+            live_roles: false,
+            live_roles_ttl_seconds: 30,
         }
     }
 }
@@ -214,7 +316,10 @@ impl Default for CatalogConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DirectoryKind {
+    /// A YAML file of users, roles and scopes (bluesky `DictionaryAPIAccessControl` format).
     Static,
+    /// Keycloak's admin REST API with a client-credentials service account.
+    Keycloak,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,6 +331,167 @@ pub struct DirectoryConfig {
     pub file: PathBuf,
     /// How often the file is checked for changes.
     pub reload_interval_seconds: u64,
+    /// The `keycloak` directory's settings.
+    pub keycloak: KeycloakDirectoryConfig,
+}
+
+/// The `keycloak` directory: where the realm is and the service account that reads it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeycloakDirectoryConfig {
+    /// Keycloak's base URL, such as `https://sso.example.org` (without `/realms/...`).
+    pub base_url: String,
+    pub realm: String,
+    /// The confidential client whose service account has realm-management's view-users,
+    /// query-users and manage-users roles.
+    pub client_id: String,
+    /// Prefer `client_secret_file` or `OSAM_DIRECTORY__KEYCLOAK__CLIENT_SECRET`; never printed.
+    pub client_secret: String,
+    pub client_secret_file: PathBuf,
+    /// Clients whose client roles count as the user's roles, next to the realm roles.
+    pub client_roles: Vec<String>,
+    /// Timeout of one admin API call.
+    pub request_timeout_seconds: u64,
+    /// Attempts of a call that failed transiently (connect error, 5xx, 429), the first included.
+    pub max_attempts: u32,
+    /// Users read per page (`max`).
+    pub page_size: u32,
+    /// Users whose roles and groups are read at once when listing every user.
+    pub concurrency: usize,
+}
+
+impl Default for KeycloakDirectoryConfig {
+    fn default() -> Self {
+        KeycloakDirectoryConfig {
+            base_url: String::new(),
+            realm: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            client_secret_file: PathBuf::new(),
+            client_roles: Vec::new(),
+            request_timeout_seconds: 10,
+            max_attempts: 4,
+            page_size: 100,
+            concurrency: 8,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeycloakDirectoryConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.client_secret.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        formatter
+            .debug_struct("KeycloakDirectoryConfig")
+            .field("base_url", &self.base_url)
+            .field("realm", &self.realm)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &secret)
+            .field("client_secret_file", &self.client_secret_file)
+            .field("client_roles", &self.client_roles)
+            .field("request_timeout_seconds", &self.request_timeout_seconds)
+            .field("max_attempts", &self.max_attempts)
+            .field("page_size", &self.page_size)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+impl KeycloakDirectoryConfig {
+    /// The client secret, from the file when one is configured.
+    pub fn resolved_secret(&self) -> Result<String, ConfigError> {
+        inline_or_file(
+            "directory.keycloak.client_secret_file",
+            &self.client_secret,
+            &self.client_secret_file,
+        )
+    }
+
+    /// The admin client's settings.
+    pub fn settings(&self) -> Result<osam_keycloak::KeycloakSettings, ConfigError> {
+        let mut settings = osam_keycloak::KeycloakSettings::new(
+            self.base_url.clone(),
+            self.realm.clone(),
+            self.client_id.clone(),
+            osam_keycloak::ClientSecret::new(self.resolved_secret()?),
+        );
+        settings.client_roles = self.client_roles.clone();
+        settings.request_timeout = std::time::Duration::from_secs(self.request_timeout_seconds);
+        settings.max_attempts = self.max_attempts;
+        settings.page_size = self.page_size;
+        settings.concurrency = self.concurrency;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("directory.keycloak.base_url", &self.base_url),
+            ("directory.keycloak.realm", &self.realm),
+            ("directory.keycloak.client_id", &self.client_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "required when directory.kind = \"keycloak\""));
+            }
+        }
+        let Some((scheme, rest)) = self.base_url.split_once("://") else {
+            return Err(invalid(
+                "directory.keycloak.base_url",
+                "must be an http:// or https:// URL",
+            ));
+        };
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        let loopback =
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        match scheme {
+            "https" => {}
+            // The client secret and admin tokens cross this connection.
+            "http" if loopback => {}
+            "http" => {
+                return Err(invalid(
+                    "directory.keycloak.base_url",
+                    "must use https:// (plain http:// is accepted only for a loopback host)",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "directory.keycloak.base_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if self.base_url.contains("/realms/") {
+            return Err(invalid(
+                "directory.keycloak.base_url",
+                "is Keycloak's base URL, without /realms/<realm> (set directory.keycloak.realm)",
+            ));
+        }
+        if self.resolved_secret()?.is_empty() {
+            return Err(invalid(
+                "directory.keycloak.client_secret_file",
+                "a client secret is required (client_secret_file or OSAM_DIRECTORY__KEYCLOAK__CLIENT_SECRET)",
+            ));
+        }
+        bounded(
+            "directory.keycloak.request_timeout_seconds",
+            self.request_timeout_seconds,
+            1..=300,
+        )?;
+        bounded(
+            "directory.keycloak.max_attempts",
+            u64::from(self.max_attempts),
+            1..=10,
+        )?;
+        bounded(
+            "directory.keycloak.page_size",
+            u64::from(self.page_size),
+            1..=1000,
+        )?;
+        bounded("directory.keycloak.concurrency", self.concurrency as u64, 1..=64)?;
+        Ok(())
+    }
 }
 
 impl Default for DirectoryConfig {
@@ -234,6 +500,7 @@ impl Default for DirectoryConfig {
             kind: DirectoryKind::Static,
             file: PathBuf::new(),
             reload_interval_seconds: 2,
+            keycloak: KeycloakDirectoryConfig::default(),
         }
     }
 }
@@ -509,6 +776,8 @@ impl Config {
             "directory__",
             "storage__",
             "accounts__",
+            "metrics__",
+            "audit__",
         ];
         let environment = Env::prefixed("OSAM_")
             .filter(move |key| {
@@ -573,6 +842,14 @@ impl Config {
             {
                 return Err(invalid("auth.jwks_url", "must be an http:// or https:// URL"));
             }
+            KeySource::OidcDiscovery
+                if !auth.issuer.starts_with("http://") && !auth.issuer.starts_with("https://") =>
+            {
+                return Err(invalid(
+                    "auth.issuer",
+                    "must be the issuer's http:// or https:// URL when auth.key_source = \"oidc-discovery\"",
+                ));
+            }
             KeySource::PublicKeyFile if auth.public_key_file.as_os_str().is_empty() => {
                 return Err(invalid(
                     "auth.public_key_file",
@@ -581,16 +858,6 @@ impl Config {
             }
             _ => {}
         }
-        let bounded = |key: &'static str, value: u64, range: std::ops::RangeInclusive<u64>| {
-            if range.contains(&value) {
-                Ok(())
-            } else {
-                Err(invalid(
-                    key,
-                    format!("{value} is outside {}..={}", range.start(), range.end()),
-                ))
-            }
-        };
         // Zero would disable the JWKS rate limit or make every fetch fail; a long leeway would
         // make `exp` meaningless.
         bounded("auth.leeway_seconds", auth.leeway_seconds, 0..=300)?;
@@ -600,6 +867,27 @@ impl Config {
             1..=3600,
         )?;
         bounded("auth.jwks_timeout_seconds", auth.jwks_timeout_seconds, 1..=60)?;
+        bounded(
+            "auth.live_roles_ttl_seconds",
+            auth.live_roles_ttl_seconds,
+            0..=3600,
+        )?;
+        self.validate_server_limits()?;
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "metrics.listen",
+                "must be an address such as 0.0.0.0:9090, or empty to turn the endpoint off",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.audit.allowed_decisions_sample_rate) {
+            return Err(invalid(
+                "audit.allowed_decisions_sample_rate",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if self.directory.kind == DirectoryKind::Keycloak {
+            self.directory.keycloak.validate()?;
+        }
         bounded(
             "directory.reload_interval_seconds",
             self.directory.reload_interval_seconds,
@@ -665,6 +953,56 @@ impl Config {
             "accounts.credentials_cache_seconds",
             accounts.credentials_cache_seconds,
             0..=3600,
+        )?;
+        Ok(())
+    }
+
+    fn validate_server_limits(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        bounded(
+            "server.max_message_bytes",
+            server.max_message_bytes as u64,
+            1024..=(256 << 20),
+        )?;
+        bounded(
+            "server.max_concurrent_requests",
+            server.max_concurrent_requests as u64,
+            1..=100_000,
+        )?;
+        bounded(
+            "server.request_timeout_seconds",
+            server.request_timeout_seconds,
+            1..=3600,
+        )?;
+        bounded(
+            "server.http2_keepalive_interval_seconds",
+            server.http2_keepalive_interval_seconds,
+            1..=3600,
+        )?;
+        bounded(
+            "server.http2_keepalive_timeout_seconds",
+            server.http2_keepalive_timeout_seconds,
+            1..=600,
+        )?;
+        bounded(
+            "server.http2_max_concurrent_streams",
+            u64::from(server.http2_max_concurrent_streams),
+            1..=10_000,
+        )?;
+        let tls = &server.tls;
+        if tls.enabled() == tls.key_file.as_os_str().is_empty() {
+            return Err(invalid("server.tls", "cert_file and key_file go together"));
+        }
+        if !tls.enabled() && !tls.client_ca_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "server.tls.client_ca_file",
+                "mutual TLS needs cert_file and key_file",
+            ));
+        }
+        bounded(
+            "server.tls.reload_interval_seconds",
+            tls.reload_interval_seconds,
+            1..=86_400,
         )?;
         Ok(())
     }
@@ -864,5 +1202,75 @@ mod tests {
         redact(&mut value);
         let text = toml::to_string(&value).expect("toml");
         assert!(!text.contains("s3cr3t") && text.contains("/run/x"), "{text}");
+    }
+
+    const KEYCLOAK: &str =
+        "[directory]\nkind = \"keycloak\"\n[directory.keycloak]\nrealm = \"osam\"\nclient_id = \"osam\"\n";
+
+    #[test]
+    fn the_keycloak_directory_needs_its_settings_and_a_safe_url() {
+        let secret = write("kc-secret-value\n");
+        let with = |base_url: &str, secret_line: &str| {
+            write(&format!("{KEYCLOAK}base_url = \"{base_url}\"\n{secret_line}\n"))
+        };
+        let secret_line = format!("client_secret_file = {:?}", secret.path());
+
+        let valid = Config::load(Some(with("https://sso.example.org", &secret_line).path())).expect("valid");
+        let settings = valid.directory.keycloak.settings().expect("settings");
+        assert_eq!(
+            settings.client_secret.expose(),
+            "kc-secret-value",
+            "the file is read and trimmed"
+        );
+        assert!(!format!("{valid:?}").contains("kc-secret-value"));
+        assert!(!valid.to_redacted_toml().contains("kc-secret-value"));
+        Config::load(Some(with("http://127.0.0.1:8080", &secret_line).path())).expect("loopback http");
+
+        for (base_url, secret_line, key) in [
+            (
+                "http://sso.example.org",
+                secret_line.as_str(),
+                "directory.keycloak.base_url",
+            ),
+            (
+                "https://sso.example.org/realms/osam",
+                secret_line.as_str(),
+                "directory.keycloak.base_url",
+            ),
+            (
+                "sso.example.org",
+                secret_line.as_str(),
+                "directory.keycloak.base_url",
+            ),
+            (
+                "https://sso.example.org",
+                "",
+                "directory.keycloak.client_secret_file",
+            ),
+            (
+                "https://sso.example.org",
+                "client_secret_file = \"/nonexistent/secret\"",
+                "directory.keycloak.client_secret_file",
+            ),
+        ] {
+            let error = Config::load(Some(with(base_url, secret_line).path()))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{base_url} / {secret_line}: {error}");
+        }
+        let missing_realm = write("[directory]\nkind = \"keycloak\"\n");
+        let error = Config::load(Some(missing_realm.path())).unwrap_err().to_string();
+        assert!(error.contains("directory.keycloak.base_url"), "{error}");
+    }
+
+    #[test]
+    fn oidc_discovery_needs_an_issuer_url() {
+        let file = write("[auth]\nkey_source = \"oidc-discovery\"\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("auth.issuer"), "{error}");
+        let file = write(
+            "[auth]\nkey_source = \"oidc-discovery\"\nissuer = \"https://sso.example.org/realms/osam\"\n",
+        );
+        Config::load(Some(file.path())).expect("valid");
     }
 }

@@ -33,6 +33,8 @@ pub enum ApiError {
          accounts are then created by osam.v1.AccountService/SyncAccounts"
     )]
     UserNotFound(String),
+    #[error("user {0:?} is disabled or no longer in the directory")]
+    UserDisabled(String),
     #[error("{field}: {message}")]
     InvalidArgument { field: String, message: String },
     #[error("the batch has {size} items; the maximum is {max}")]
@@ -56,6 +58,8 @@ pub enum ApiError {
     SecretLost(String),
     #[error("the account provider is unavailable: {0}")]
     ProviderUnavailable(String),
+    #[error("the server is at its limit of concurrent calls; retry with backoff")]
+    Overloaded,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,7 +78,8 @@ impl ApiError {
             ApiError::MissingToken
             | ApiError::TokenExpired
             | ApiError::InvalidToken(_)
-            | ApiError::UnknownSigningKey(_) => Code::Unauthenticated,
+            | ApiError::UnknownSigningKey(_)
+            | ApiError::UserDisabled(_) => Code::Unauthenticated,
             ApiError::MissingScope { .. }
             | ApiError::MethodNotAllowed(_)
             | ApiError::SubjectNotAllowed
@@ -88,6 +93,7 @@ impl ApiError {
             }
             ApiError::ProviderUnavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Overloaded => Code::ResourceExhausted,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
         }
@@ -106,6 +112,7 @@ impl ApiError {
             ApiError::SubjectNotAllowed => "SUBJECT_NOT_ALLOWED",
             ApiError::ImpersonationNotAllowed => "IMPERSONATION_NOT_ALLOWED",
             ApiError::UserNotFound(_) => "USER_NOT_FOUND",
+            ApiError::UserDisabled(_) => "USER_DISABLED",
             ApiError::InvalidArgument { .. } => "INVALID_ARGUMENT",
             ApiError::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
             ApiError::DirectoryUnavailable(_) => "DIRECTORY_UNAVAILABLE",
@@ -117,6 +124,7 @@ impl ApiError {
             ApiError::SecretLost(_) => "SECRET_LOST",
             ApiError::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
+            ApiError::Overloaded => "OVERLOADED",
         }
     }
 

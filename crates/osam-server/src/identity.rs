@@ -17,6 +17,22 @@ pub trait ScopeTableSource: Send + Sync {
     fn current(&self) -> Arc<RoleScopeTable>;
 }
 
+/// A role → scope table that never changes (osam's defaults with the configuration's edits), for
+/// directories that carry no scopes of their own, such as Keycloak.
+pub struct FixedScopeTable(Arc<RoleScopeTable>);
+
+impl FixedScopeTable {
+    pub fn new(table: RoleScopeTable) -> FixedScopeTable {
+        FixedScopeTable(Arc::new(table))
+    }
+}
+
+impl ScopeTableSource for FixedScopeTable {
+    fn current(&self) -> Arc<RoleScopeTable> {
+        self.0.clone()
+    }
+}
+
 pub struct Identity {
     directory: Arc<dyn Directory>,
     scope_tables: Arc<dyn ScopeTableSource>,

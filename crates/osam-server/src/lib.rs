@@ -5,13 +5,16 @@
 #![forbid(unsafe_code)]
 
 mod atomic_file;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod dev_token;
 mod digest;
 pub mod directory;
+pub mod edge;
 pub mod error;
 pub mod identity;
+pub mod metrics;
 mod paging;
 pub mod rights_command;
 pub mod server;
@@ -19,3 +22,4 @@ pub mod services;
 pub mod storage;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;

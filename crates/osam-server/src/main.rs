@@ -34,6 +34,9 @@ enum Command {
     CheckConfig {
         #[arg(long, env = "OSAM_CONFIG")]
         config: Option<PathBuf>,
+        /// Also reach the services it names: with the Keycloak directory, request an admin token.
+        #[arg(long)]
+        probe: bool,
     },
     /// Prints a user's S3 rights lists and policy document, computed offline (nothing is applied).
     Rights {
@@ -98,11 +101,32 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config } => match load_config(config.as_ref()) {
+        Command::CheckConfig { config, probe } => match load_config(config.as_ref()) {
             Ok(config) => {
                 print!("{}", config.to_redacted_toml());
                 eprintln!("osam: configuration is valid");
-                ExitCode::SUCCESS
+                if !probe {
+                    return ExitCode::SUCCESS;
+                }
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        eprintln!("osam: cannot start the runtime: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match runtime.block_on(server::probe(&config)) {
+                    Ok(reached) => {
+                        for line in reached {
+                            eprintln!("osam: probe: {line}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        eprintln!("osam: probe failed: {error}");
+                        ExitCode::from(3)
+                    }
+                }
             }
             Err(code) => code,
         },

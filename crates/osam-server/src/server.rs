@@ -1,6 +1,7 @@
 //! Composition: builds the identity, the auth layer and the services from the configuration,
 //! serves them with health and reflection, and shuts down gracefully on SIGINT or SIGTERM.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,18 +14,23 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::audit::Audit;
 use crate::auth::dev_key::DevelopmentKey;
 use crate::auth::keys::{AsymmetricKeys, JwksKeys, KeyStore};
+use crate::auth::live_roles::LiveRoles;
 use crate::auth::token::{ClaimMapping, TokenRules, TokenVerifier};
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, DirectoryKind, KeySource};
 use crate::directory::static_file::StaticFileDirectory;
-use crate::identity::Identity;
+use crate::edge::EdgeLayer;
+use crate::identity::{FixedScopeTable, Identity};
+use crate::metrics::InstrumentedDirectory;
 use crate::services::accounts::{AccountService, CredentialsEndpoint};
 use crate::services::catalog::CatalogAuthzService;
 use crate::services::rights::RightsService;
 use crate::storage::Storage;
 use crate::sync::{SyncSettings, SyncWorker};
+use crate::tls::ReloadingTls;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,8 @@ pub enum StartError {
     Keys(String),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("reflection: {0}")]
     Reflection(String),
     #[error("server: {0}")]
@@ -59,7 +67,11 @@ const STATIC_ATTRIBUTES_FILE: &str = "static-directory-attributes.json";
 /// Loads the static directory configured (or the embedded example users), with the attributes
 /// osam wrote on its users.
 pub fn load_static_directory(config: &Config) -> Result<Arc<StaticFileDirectory>, StartError> {
-    let DirectoryKind::Static = config.directory.kind;
+    if config.directory.kind != DirectoryKind::Static {
+        return Err(StartError::Directory(
+            "this needs the static directory (directory.kind = \"static\")".into(),
+        ));
+    }
     let file = Some(&config.directory.file).filter(|file| !file.as_os_str().is_empty());
     let attributes = config.server.effective_state_dir().join(STATIC_ATTRIBUTES_FILE);
     let directory = StaticFileDirectory::load(
@@ -69,6 +81,53 @@ pub fn load_static_directory(config: &Config) -> Result<Arc<StaticFileDirectory>
     )
     .map_err(StartError::Directory)?;
     Ok(Arc::new(directory))
+}
+
+/// The configured directory with its role → scope table.
+fn build_identity(config: &Config) -> Result<Identity, StartError> {
+    match config.directory.kind {
+        DirectoryKind::Static => {
+            let directory = load_static_directory(config)?;
+            directory.spawn_reloader(Duration::from_secs(config.directory.reload_interval_seconds));
+            Ok(Identity::new(
+                Arc::new(InstrumentedDirectory(directory.clone())),
+                directory,
+            ))
+        }
+        DirectoryKind::Keycloak => {
+            let keycloak = &config.directory.keycloak;
+            let client = osam_keycloak::AdminClient::new(keycloak.settings()?)
+                .map_err(|error| StartError::Directory(error.to_string()))?;
+            tracing::info!(base_url = %keycloak.base_url, realm = %keycloak.realm, client_id = %keycloak.client_id, "directory: keycloak");
+            let directory = Arc::new(InstrumentedDirectory(Arc::new(
+                osam_keycloak::KeycloakDirectory::new(client),
+            )));
+            let scope_table = FixedScopeTable::new(config.role_scope_table()?);
+            Ok(Identity::new(directory, Arc::new(scope_table)))
+        }
+    }
+}
+
+/// `osam check-config --probe`: reaches the external services the configuration names and says
+/// what answered; the first failure is the error.
+pub async fn probe(config: &Config) -> Result<Vec<String>, StartError> {
+    let mut reached = Vec::new();
+    if config.directory.kind == DirectoryKind::Keycloak {
+        let keycloak = &config.directory.keycloak;
+        let client = osam_keycloak::AdminClient::new(keycloak.settings()?)
+            .map_err(|error| StartError::Directory(error.to_string()))?;
+        client
+            .probe()
+            .await
+            .map_err(|error| StartError::Directory(error.to_string()))?;
+        reached.push(format!(
+            "keycloak: client {:?} obtained an admin token from realm {:?} at {}",
+            keycloak.client_id, keycloak.realm, keycloak.base_url
+        ));
+    } else {
+        reached.push("static directory: nothing to reach".to_owned());
+    }
+    Ok(reached)
 }
 
 fn key_store(config: &Config) -> Result<KeyStore, StartError> {
@@ -104,14 +163,22 @@ fn key_store(config: &Config) -> Result<KeyStore, StartError> {
                 key: Arc::new(key),
             }
         }
-        KeySource::Jwks => AsymmetricKeys::Jwks(
+        KeySource::OidcDiscovery => AsymmetricKeys::Jwks(Box::new(
+            JwksKeys::discover(
+                auth.issuer.clone(),
+                Duration::from_secs(auth.jwks_timeout_seconds),
+                Duration::from_secs(auth.jwks_min_refresh_seconds),
+            )
+            .map_err(StartError::Keys)?,
+        )),
+        KeySource::Jwks => AsymmetricKeys::Jwks(Box::new(
             JwksKeys::new(
                 auth.jwks_url.clone(),
                 Duration::from_secs(auth.jwks_timeout_seconds),
                 Duration::from_secs(auth.jwks_min_refresh_seconds),
             )
             .map_err(StartError::Keys)?,
-        ),
+        )),
     };
     let hmac_secret = if auth.hmac_secret_file.as_os_str().is_empty() {
         None
@@ -135,9 +202,7 @@ fn key_store(config: &Config) -> Result<KeyStore, StartError> {
 
 /// Serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    let directory = load_static_directory(&config)?;
-    directory.spawn_reloader(Duration::from_secs(config.directory.reload_interval_seconds));
-    let identity = Arc::new(Identity::new(directory.clone(), directory));
+    let identity = Arc::new(build_identity(&config)?);
 
     let rules = TokenRules {
         algorithms: config.auth.algorithms.clone(),
@@ -156,12 +221,21 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         claims,
         config.auth.token_cache_capacity,
     );
-    let auth_layer = AuthLayer::new(Arc::new(Authenticator::new(verifier, identity.clone())));
+    let live_roles = config
+        .auth
+        .live_roles
+        .then(|| LiveRoles::new(Duration::from_secs(config.auth.live_roles_ttl_seconds)));
+    let auth_layer = AuthLayer::new(Arc::new(Authenticator::new(
+        verifier,
+        identity.clone(),
+        live_roles,
+    )));
 
     let catalog = CatalogAuthzService::new(
         CatalogPolicy::new(config.catalog.admin_roles.iter().cloned()),
         identity.clone(),
         config.catalog.max_batch_size,
+        Audit::new(config.audit.allowed_decisions_sample_rate),
     );
     let storage = Arc::new(Storage::start(&config).await.map_err(StartError::Storage)?);
     let rights = RightsService::new(identity.clone(), storage.clone());
@@ -215,7 +289,33 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         address: address.to_string(),
         source,
     })?;
-    tracing::info!(address = %bound, "listening");
+    let tls = if config.server.tls.enabled() {
+        let tls = ReloadingTls::load(&config.server.tls).map_err(StartError::Tls)?;
+        tls.spawn_reloader();
+        Some(tls)
+    } else {
+        None
+    };
+    if !config.metrics.listen.is_empty() {
+        let metrics_address: SocketAddr = config.metrics.listen.parse().map_err(|_| StartError::Listen {
+            address: config.metrics.listen.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an address"),
+        })?;
+        let metrics_bound =
+            crate::metrics::serve(metrics_address)
+                .await
+                .map_err(|source| StartError::Listen {
+                    address: metrics_address.to_string(),
+                    source,
+                })?;
+        tracing::info!(address = %metrics_bound, "metrics listening");
+    }
+    tracing::info!(
+        address = %bound,
+        tls = tls.is_some(),
+        mutual_tls = tls.as_ref().is_some_and(|tls| tls.mutual()),
+        "listening"
+    );
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let shutdown_requested = Arc::new(tokio::sync::Notify::new());
@@ -230,15 +330,49 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         }
     };
 
-    let server = tonic::transport::Server::builder()
+    let limits = &config.server;
+    let max_message = limits.max_message_bytes;
+    let router = tonic::transport::Server::builder()
+        // A client's shorter `grpc-timeout` wins over this server-wide limit.
+        .timeout(Duration::from_secs(limits.request_timeout_seconds))
+        .http2_keepalive_interval(Some(Duration::from_secs(limits.http2_keepalive_interval_seconds)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(limits.http2_keepalive_timeout_seconds)))
+        .max_concurrent_streams(Some(limits.http2_max_concurrent_streams))
+        // The edge (request id, load shedding, RPC metrics) runs before authentication.
+        .layer(EdgeLayer::new(limits.max_concurrent_requests))
         .layer(auth_layer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::catalog_authz_server::CatalogAuthzServer::new(catalog))
-        .add_service(pb::rights_service_server::RightsServiceServer::new(rights))
-        .add_service(pb::account_service_server::AccountServiceServer::new(accounts))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .add_service(
+            pb::catalog_authz_server::CatalogAuthzServer::new(catalog)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            pb::rights_service_server::RightsServiceServer::new(rights)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            pb::account_service_server::AccountServiceServer::new(accounts)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        );
+    let server = async move {
+        match tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                    .await
+            }
+        }
+    };
 
     tokio::select! {
         served = server => served.map_err(|error| StartError::Serve(error.to_string()))?,

@@ -17,6 +17,7 @@ use osam_s3::{
 
 use crate::config::{AccountProviderKind, BucketConfigSourceKind, Config, ConfigError};
 use crate::error::ApiError;
+use crate::metrics::InstrumentedProvider;
 
 /// The example bucket configuration of the embedded development setup.
 pub const EMBEDDED_BUCKETS: &str = include_str!("../../../deploy/examples/buckets.csv");
@@ -91,6 +92,7 @@ impl Storage {
                 Arc::new(provider)
             }
         };
+        let accounts: Arc<dyn AccountProvider> = Arc::new(InstrumentedProvider(accounts));
         let marker_template = MarkerTemplate::parse(&config.accounts.marker_template)?;
         Ok(Storage {
             bucket_config,

@@ -13,7 +13,9 @@ use osam_policy::{Directory, DirectoryError, DirectoryUser};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::audit;
 use crate::config::AccountsConfig;
+use crate::metrics::{Metrics, metrics};
 use crate::storage::Storage;
 
 /// How a run ended, or where it is.
@@ -252,8 +254,12 @@ impl SyncWorker {
                 let Some(pending) = pending else { break };
                 let started = Instant::now();
                 tracing::info!(run = pending.run_id, force = pending.force, "sync started");
+                let run = format!("run {}", pending.run_id);
+                let detail = format!("{run}, force {}", pending.force);
+                audit::state_change(None, "sync_started", "", "started", &detail);
                 let mut report = self.run(pending.force, pending.triggered_at).await;
                 report.duration = started.elapsed();
+                record_finished_run(&run, &report);
                 tracing::info!(
                     run = pending.run_id,
                     state = ?report.state,
@@ -435,6 +441,7 @@ impl SyncWorker {
                             message,
                         })?;
                 tracing::info!(user = %username, account = %account.id, "account created");
+                audit::state_change(None, "account_created", username, "ok", &account.id);
                 self.link(username, &account.id).await
             }
             Step::Relink(username, account_id) => self.link(username, account_id).await,
@@ -443,6 +450,7 @@ impl SyncWorker {
                 match deleted {
                     Ok(()) => {
                         tracing::info!(account = %account_id, "account deleted");
+                        audit::state_change(None, "account_deleted", account_id, "ok", "");
                         Ok(())
                     }
                     // Already gone: the goal of the step is reached.
@@ -475,6 +483,13 @@ impl SyncWorker {
                     self.retrying(|| provider.apply_policy(&account_id, &computed.policy_json))
                         .await
                 };
+                let change = if computed.grants_nothing {
+                    "policy_removed"
+                } else {
+                    "policy_applied"
+                };
+                let outcome = if applied.is_ok() { "ok" } else { "failed" };
+                audit::state_change(None, change, &user.username, outcome, &account_id);
                 applied.map_err(failure)
             }
         }
@@ -549,6 +564,35 @@ enum Step {
     Relink(String, String),
     Delete(String),
     ApplyPolicy(Box<DirectoryUser>),
+}
+
+/// The audit event and metrics of a finished run.
+fn record_finished_run(run: &str, report: &RunReport) {
+    let state = match report.state {
+        RunState::Finished if report.failures.is_empty() => "finished",
+        RunState::Finished => "finished_with_failures",
+        RunState::Refused => "refused",
+        RunState::Failed => "failed",
+        RunState::Running => "running",
+    };
+    let detail = format!(
+        "{run}: created {}, deleted {}, relinked {}, failures {}{}",
+        report.created,
+        report.deleted,
+        report.relinked,
+        report.failures.len(),
+        report
+            .refusal
+            .as_deref()
+            .map(|refusal| format!(", {refusal}"))
+            .unwrap_or_default()
+    );
+    audit::state_change(None, "sync_finished", "", state, &detail);
+    let metrics = metrics();
+    Metrics::record_result(&metrics.sync_runs, state);
+    metrics.accounts_created.inc_by(u64::from(report.created));
+    metrics.accounts_deleted.inc_by(u64::from(report.deleted));
+    metrics.sync_failures.inc_by(report.failures.len() as u64);
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::error::ApiError;
+use crate::metrics::{Metrics, metrics};
 
 /// Whether `algorithm` is an HMAC (shared secret) algorithm.
 pub fn is_hmac(algorithm: Algorithm) -> bool {
@@ -23,9 +24,19 @@ struct PublishedKey {
     algorithm: Option<Algorithm>,
 }
 
+/// Where the JWKS document is: a configured URL, or the `jwks_uri` of the issuer's discovery
+/// document (read once, on the first fetch that needs it).
+enum JwksLocation {
+    Url(String),
+    Discovery {
+        issuer: String,
+        jwks_uri: tokio::sync::OnceCell<String>,
+    },
+}
+
 /// The JWKS document of an issuer, cached.
 pub struct JwksKeys {
-    url: String,
+    location: JwksLocation,
     client: reqwest::Client,
     min_refresh_interval: Duration,
     keys: RwLock<HashMap<String, PublishedKey>>,
@@ -35,12 +46,33 @@ pub struct JwksKeys {
 
 impl JwksKeys {
     pub fn new(url: String, timeout: Duration, min_refresh_interval: Duration) -> Result<JwksKeys, String> {
+        JwksKeys::at(JwksLocation::Url(url), timeout, min_refresh_interval)
+    }
+
+    /// Keys found through `{issuer}/.well-known/openid-configuration`.
+    pub fn discover(
+        issuer: String,
+        timeout: Duration,
+        min_refresh_interval: Duration,
+    ) -> Result<JwksKeys, String> {
+        let location = JwksLocation::Discovery {
+            issuer,
+            jwks_uri: tokio::sync::OnceCell::new(),
+        };
+        JwksKeys::at(location, timeout, min_refresh_interval)
+    }
+
+    fn at(
+        location: JwksLocation,
+        timeout: Duration,
+        min_refresh_interval: Duration,
+    ) -> Result<JwksKeys, String> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|error| error.to_string())?;
         Ok(JwksKeys {
-            url,
+            location,
             client,
             min_refresh_interval,
             keys: RwLock::new(HashMap::new()),
@@ -87,20 +119,26 @@ impl JwksKeys {
         }
         let started = Instant::now();
         let outcome = self.fetch().await;
+        let result = match &outcome {
+            Ok(keys) if keys.is_empty() => "empty",
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        Metrics::record_result(&metrics().jwks_refreshes, result);
         let error = match outcome {
             // An empty answer is more likely a broken issuer than a real withdrawal of every key:
             // keep serving with the keys we have.
             Ok(keys) if keys.is_empty() => {
-                tracing::warn!(url = %self.url, "the JWKS document has no usable signing key; keeping the previous keys");
+                tracing::warn!(source = %self.describe(), "the JWKS document has no usable signing key; keeping the previous keys");
                 Some("no usable signing key in the JWKS document".to_owned())
             }
             Ok(keys) => {
-                tracing::info!(url = %self.url, keys = keys.len(), "fetched signing keys");
+                tracing::info!(source = %self.describe(), keys = keys.len(), "fetched signing keys");
                 *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys;
                 None
             }
             Err(error) => {
-                tracing::warn!(url = %self.url, %error, "cannot fetch signing keys");
+                tracing::warn!(source = %self.describe(), %error, "cannot fetch signing keys");
                 Some(error)
             }
         };
@@ -108,16 +146,76 @@ impl JwksKeys {
         error
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, PublishedKey>, String> {
+    fn describe(&self) -> String {
+        match &self.location {
+            JwksLocation::Url(url) => url.clone(),
+            JwksLocation::Discovery { issuer, jwks_uri } => match jwks_uri.get() {
+                Some(url) => url.clone(),
+                None => format!("{issuer} (discovery)"),
+            },
+        }
+    }
+
+    async fn jwks_url(&self) -> Result<&str, String> {
+        match &self.location {
+            JwksLocation::Url(url) => Ok(url),
+            JwksLocation::Discovery { issuer, jwks_uri } => jwks_uri
+                .get_or_try_init(|| self.discover_jwks_uri(issuer))
+                .await
+                .map(String::as_str),
+        }
+    }
+
+    /// The discovery document's `jwks_uri`, after checking that it speaks for `issuer` (OpenID
+    /// Connect Discovery 1.0, section 4.3).
+    async fn discover_jwks_uri(&self, issuer: &str) -> Result<String, String> {
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
         let response = self
             .client
-            .get(&self.url)
+            .get(&url)
             .send()
             .await
             .map_err(|error| error.to_string())?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("GET {} answered {status}", self.url));
+            return Err(format!("GET {url} answered {status}"));
+        }
+        let document: Discovery = response
+            .json()
+            .await
+            .map_err(|error| format!("invalid discovery document at {url}: {error}"))?;
+        if document.issuer != issuer {
+            return Err(format!(
+                "the discovery document at {url} is for issuer {:?}, not {issuer:?}",
+                document.issuer
+            ));
+        }
+        if !document.jwks_uri.starts_with("https://") && !document.jwks_uri.starts_with("http://") {
+            return Err(format!("the discovery document at {url} has no usable jwks_uri"));
+        }
+        tracing::info!(%issuer, jwks_uri = %document.jwks_uri, "discovered the issuer's signing keys");
+        Ok(document.jwks_uri)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, PublishedKey>, String> {
+        let url = self.jwks_url().await?;
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {url} answered {status}"));
         }
         let document: JwkSet = response
             .json()
@@ -172,7 +270,7 @@ pub enum AsymmetricKeys {
         kid: Option<String>,
         key: Arc<DecodingKey>,
     },
-    Jwks(JwksKeys),
+    Jwks(Box<JwksKeys>),
 }
 
 /// Every key a token may be verified with.

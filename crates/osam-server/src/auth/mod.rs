@@ -4,6 +4,7 @@
 
 pub mod dev_key;
 pub mod keys;
+pub mod live_roles;
 pub mod method_table;
 pub mod token;
 
@@ -17,6 +18,7 @@ use osam_policy::Principal;
 
 use crate::error::ApiError;
 use crate::identity::Identity;
+use live_roles::LiveRoles;
 use method_table::Requirement;
 use token::TokenVerifier;
 
@@ -38,11 +40,21 @@ pub struct Caller {
 pub struct Authenticator {
     verifier: TokenVerifier,
     identity: Arc<Identity>,
+    live_roles: Option<LiveRoles>,
 }
 
 impl Authenticator {
-    pub fn new(verifier: TokenVerifier, identity: Arc<Identity>) -> Authenticator {
-        Authenticator { verifier, identity }
+    /// Roles and groups come from the token, or from the directory when `live_roles` is given.
+    pub fn new(
+        verifier: TokenVerifier,
+        identity: Arc<Identity>,
+        live_roles: Option<LiveRoles>,
+    ) -> Authenticator {
+        Authenticator {
+            verifier,
+            identity,
+            live_roles,
+        }
     }
 
     /// `Ok(None)` for public methods, the caller otherwise.
@@ -55,10 +67,17 @@ impl Authenticator {
         let token = bearer_token(headers)?;
         let scope_table = self.identity.scope_table();
         let identity = self.verifier.verify(token, &scope_table).await?;
-        let mut caller = Caller {
-            principal: identity.principal,
-            name: identity.name,
-            email: identity.email,
+        let mut caller = match &self.live_roles {
+            Some(live_roles) => {
+                live_roles
+                    .caller(identity.principal.username(), &self.identity)
+                    .await?
+            }
+            None => Caller {
+                principal: identity.principal,
+                name: identity.name,
+                email: identity.email,
+            },
         };
 
         if let Some(target) = headers.get(IMPERSONATE_HEADER) {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::auth::keys::KeyStore;
 use crate::digest::sha256;
 use crate::error::ApiError;
+use crate::metrics::{Metrics, metrics};
 
 /// Where the claims that make a principal are found; Keycloak and other issuers differ.
 #[derive(Debug, Clone)]
@@ -73,8 +74,10 @@ impl TokenVerifier {
     ) -> Result<TokenIdentity, ApiError> {
         let cache_key = sha256(token.as_bytes());
         if let Some(identity) = self.cached(&cache_key, scope_table) {
+            Metrics::record_result(&metrics().token_cache, "hit");
             return Ok(identity);
         }
+        Metrics::record_result(&metrics().token_cache, "miss");
         let identity = self.verify_uncached(token, scope_table).await?;
         self.remember(cache_key, identity.clone());
         Ok(identity)

@@ -10,6 +10,8 @@ use osam_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
+use crate::audit::{self, CallContext};
+use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::paging::{Page, binding_of};
@@ -100,6 +102,7 @@ impl pb::account_service_server::AccountService for AccountService {
         request: Request<pb::SyncAccountsRequest>,
     ) -> Result<Response<pb::SyncAccountsResponse>, Status> {
         let caller = caller_of(&request)?;
+        let request_id = request.extensions().get::<RequestId>().cloned();
         let request = request.into_inner();
         if request.dry_run {
             let (plan, refusal) = self
@@ -121,14 +124,18 @@ impl pb::account_service_server::AccountService for AccountService {
             }));
         }
         let triggered = self.sync.trigger(request.force);
-        tracing::info!(
-            caller = caller.principal.username(),
-            actor = caller.principal.actor().unwrap_or_default(),
-            force = request.force,
-            run = triggered.run_id,
-            coalesced = triggered.coalesced,
-            "sync triggered"
-        );
+        let call = CallContext {
+            method: "/osam.v1.AccountService/SyncAccounts",
+            request_id: request_id.as_ref(),
+            caller: &caller,
+        };
+        let outcome = if triggered.coalesced {
+            "coalesced"
+        } else {
+            "queued"
+        };
+        let detail = format!("run {}, force {}", triggered.run_id, request.force);
+        audit::state_change(Some(&call), "sync_requested", "", outcome, &detail);
         let run = if request.wait {
             self.sync
                 .wait_for(triggered.run_id)

@@ -11,9 +11,12 @@ use osam_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
+use crate::audit::{Audit, CallContext, DecisionRecord};
 use crate::auth::Caller;
+use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::identity::Identity;
+use crate::metrics::metrics;
 use crate::paging::{Page, binding_of};
 
 /// The scope that allows checking a subject other than the caller.
@@ -23,15 +26,58 @@ pub struct CatalogAuthzService {
     policy: CatalogPolicy,
     identity: Arc<Identity>,
     max_batch_size: usize,
+    audit: Audit,
 }
 
 impl CatalogAuthzService {
-    pub fn new(policy: CatalogPolicy, identity: Arc<Identity>, max_batch_size: usize) -> CatalogAuthzService {
+    pub fn new(
+        policy: CatalogPolicy,
+        identity: Arc<Identity>,
+        max_batch_size: usize,
+        audit: Audit,
+    ) -> CatalogAuthzService {
         CatalogAuthzService {
             policy,
             identity,
             max_batch_size,
+            audit,
         }
+    }
+
+    /// Records a decision in the metrics and the audit log.
+    fn record(&self, call: &CallContext<'_>, check: &pb::CheckRequest, response: &pb::CheckResponse) {
+        let metrics = metrics();
+        if response.decisions.is_empty() {
+            metrics.record_decision(response.allowed, "unexplained");
+        }
+        let mut reasons = String::new();
+        for decision in &response.decisions {
+            let kind = decision
+                .reason
+                .as_ref()
+                .and_then(|reason| pb::ReasonKind::try_from(reason.kind).ok())
+                .map_or("unknown", |kind| kind.as_str_name());
+            metrics.record_decision(decision.allowed, kind);
+            if !reasons.is_empty() {
+                reasons.push(',');
+            }
+            reasons.push_str(&decision.collection);
+            reasons.push('=');
+            reasons.push_str(kind);
+        }
+        let action =
+            pb::CatalogAction::try_from(check.action).map_or("unknown", |action| action.as_str_name());
+        self.audit.decision(
+            call,
+            &DecisionRecord {
+                subject: &response.subject,
+                owner: &check.owner,
+                collections: &check.collections,
+                action,
+                allowed: response.allowed,
+                reasons: &reasons,
+            },
+        );
     }
 
     /// Who a request is about: the caller when no subject is given; otherwise, with
@@ -96,11 +142,19 @@ impl CatalogAuthzService {
 impl pb::catalog_authz_server::CatalogAuthz for CatalogAuthzService {
     async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
         let caller = caller_of(&request)?;
+        let request_id = request.extensions().get::<RequestId>().cloned();
         let check = request.into_inner();
         let subject = self
             .resolve_subject(&caller, check.subject.as_ref(), "subject")
             .await?;
-        Ok(Response::new(self.decide(&subject, &check, "check")?))
+        let response = self.decide(&subject, &check, "check")?;
+        let call = CallContext {
+            method: "/osam.v1.CatalogAuthz/Check",
+            request_id: request_id.as_ref(),
+            caller: &caller,
+        };
+        self.record(&call, &check, &response);
+        Ok(Response::new(response))
     }
 
     async fn batch_check(
@@ -108,6 +162,12 @@ impl pb::catalog_authz_server::CatalogAuthz for CatalogAuthzService {
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
         let caller = caller_of(&request)?;
+        let request_id = request.extensions().get::<RequestId>().cloned();
+        let call = CallContext {
+            method: "/osam.v1.CatalogAuthz/BatchCheck",
+            request_id: request_id.as_ref(),
+            caller: &caller,
+        };
         let batch = request.into_inner();
         if batch.items.len() > self.max_batch_size {
             return Err(ApiError::BatchTooLarge {
@@ -142,7 +202,12 @@ impl pb::catalog_authz_server::CatalogAuthz for CatalogAuthzService {
                             resolved
                         }
                     };
-                    subject.and_then(|subject| self.decide(&subject, check, &format!("{field}.check")))
+                    let decided =
+                        subject.and_then(|subject| self.decide(&subject, check, &format!("{field}.check")));
+                    if let Ok(response) = &decided {
+                        self.record(&call, check, response);
+                    }
+                    decided
                 }
             };
             let outcome = match outcome {

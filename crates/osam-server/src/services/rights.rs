@@ -9,6 +9,8 @@ use osam_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
+use crate::audit::{self, CallContext};
+use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::storage::{Storage, provider_error};
@@ -64,6 +66,7 @@ impl pb::rights_service_server::RightsService for RightsService {
         request: Request<pb::ApplyUserRightsRequest>,
     ) -> Result<Response<pb::ApplyUserRightsResponse>, Status> {
         let caller = caller_of(&request)?;
+        let request_id = request.extensions().get::<RequestId>().cloned();
         let user = self.directory_user(&request.into_inner().username).await?;
         let computed = self.storage.rights_of(&user)?;
         let account_id = self.storage.account_of(&user.username).await?;
@@ -73,14 +76,19 @@ impl pb::rights_service_server::RightsService for RightsService {
         } else {
             accounts.apply_policy(&account_id, &computed.policy_json).await
         };
+        let call = CallContext {
+            method: "/osam.v1.RightsService/ApplyUserRights",
+            request_id: request_id.as_ref(),
+            caller: &caller,
+        };
+        let change = if computed.grants_nothing {
+            "policy_removed"
+        } else {
+            "policy_applied"
+        };
+        let outcome = if applied.is_ok() { "ok" } else { "failed" };
+        audit::state_change(Some(&call), change, &user.username, outcome, &account_id);
         applied.map_err(provider_error)?;
-        tracing::info!(
-            caller = caller.principal.username(),
-            actor = caller.principal.actor().unwrap_or_default(),
-            user = %user.username,
-            account = %account_id,
-            "policy applied"
-        );
         Ok(Response::new(pb::ApplyUserRightsResponse {
             account_id,
             policy_json: computed.policy_json,
