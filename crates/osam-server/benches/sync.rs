@@ -18,7 +18,7 @@ use osam_policy::sync_plan::DeleteShare;
 use osam_policy::{Directory, DirectoryError, DirectoryFuture, DirectoryUser};
 use osam_s3::{EmbeddedProvider, FileBucketConfig};
 use osam_server::storage::Storage;
-use osam_server::sync::{SyncSettings, SyncWorker};
+use osam_server::sync::{Leadership, SyncSettings, SyncWorker};
 
 const CONCURRENCY: usize = 8;
 const LATENCY: Duration = Duration::from_millis(20);
@@ -164,7 +164,7 @@ async fn run(label: &str, users: usize, accounts: Arc<dyn AccountProvider>) -> (
         call_attempts: 3,
         apply_policies: false,
     };
-    let worker = SyncWorker::start(directory(users), storage, settings, None);
+    let worker = SyncWorker::start(directory(users), storage, settings, None, Leadership::Alone);
     let started = Instant::now();
     let triggered = worker.trigger(false);
     let report = worker.wait_for(triggered.run_id).await.expect("report");

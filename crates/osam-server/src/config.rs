@@ -731,6 +731,82 @@ pub struct AccountsConfig {
     pub credentials_cache_seconds: u64,
     /// The `iam` provider's settings.
     pub iam: IamAccountsConfig,
+    /// One replica at a time runs syncs, through a Kubernetes Lease.
+    pub leader_election: LeaderElectionConfig,
+}
+
+/// Leader election for the sync when several replicas run (Kubernetes only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    pub enabled: bool,
+    /// The `coordination.k8s.io/v1` Lease.
+    pub lease_name: String,
+    /// Empty: `POD_NAMESPACE`, else the pod's service-account namespace.
+    pub namespace: String,
+    /// This replica's name in the Lease. Empty: `POD_NAME`, else the host name.
+    pub identity: String,
+    /// Other replicas take over this long after the last renewal they saw.
+    pub lease_duration_seconds: u64,
+    /// The leader stops syncing this long after its last successful renewal (shorter than the
+    /// lease duration: the difference is the safety margin).
+    pub renew_deadline_seconds: u64,
+    /// How often the Lease is renewed or tried.
+    pub retry_period_seconds: u64,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: false,
+            lease_name: "osam-sync".to_owned(),
+            namespace: String::new(),
+            identity: String::new(),
+            lease_duration_seconds: 15,
+            renew_deadline_seconds: 10,
+            retry_period_seconds: 2,
+        }
+    }
+}
+
+impl LeaderElectionConfig {
+    pub fn timings(&self) -> osam_lease::ElectionTimings {
+        osam_lease::ElectionTimings {
+            lease_duration: std::time::Duration::from_secs(self.lease_duration_seconds),
+            renew_deadline: std::time::Duration::from_secs(self.renew_deadline_seconds),
+            retry_period: std::time::Duration::from_secs(self.retry_period_seconds),
+        }
+    }
+
+    /// The namespace of the Lease, from the configuration or the pod's environment.
+    pub fn effective_namespace(&self) -> Option<String> {
+        let configured = Some(self.namespace.clone()).filter(|namespace| !namespace.is_empty());
+        configured
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|namespace| !namespace.is_empty())
+            })
+            .or_else(|| {
+                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                    .ok()
+                    .map(|namespace| namespace.trim().to_owned())
+                    .filter(|namespace| !namespace.is_empty())
+            })
+    }
+
+    /// This replica's identity, from the configuration or the pod's environment.
+    pub fn effective_identity(&self) -> Option<String> {
+        let configured = Some(self.identity.clone()).filter(|identity| !identity.is_empty());
+        configured
+            .or_else(|| std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+            })
+    }
 }
 
 impl Default for AccountsConfig {
@@ -748,6 +824,7 @@ impl Default for AccountsConfig {
             sync_on_start: false,
             credentials_cache_seconds: 60,
             iam: IamAccountsConfig::default(),
+            leader_election: LeaderElectionConfig::default(),
         }
     }
 }
@@ -949,6 +1026,27 @@ impl Config {
             u64::from(accounts.call_attempts),
             1..=10,
         )?;
+        let election = &accounts.leader_election;
+        if election.enabled {
+            if election.lease_name.trim().is_empty() {
+                return Err(invalid(
+                    "accounts.leader_election.lease_name",
+                    "must not be empty",
+                ));
+            }
+            election.timings().validate().map_err(|_| {
+                invalid(
+                    "accounts.leader_election",
+                    "timings must satisfy 0 < retry_period_seconds < renew_deadline_seconds < lease_duration_seconds",
+                )
+            })?;
+            if accounts.provider == AccountProviderKind::Embedded {
+                return Err(invalid(
+                    "accounts.leader_election.enabled",
+                    "the embedded provider keeps accounts in one replica's state directory; use the iam provider with several replicas",
+                ));
+            }
+        }
         bounded(
             "accounts.credentials_cache_seconds",
             accounts.credentials_cache_seconds,

@@ -60,6 +60,11 @@ pub enum ApiError {
     ProviderUnavailable(String),
     #[error("the server is at its limit of concurrent calls; retry with backoff")]
     Overloaded,
+    #[error(
+        "this replica does not hold the sync lease, so it cannot run or wait for a sync; call again \
+         (a new connection may reach the leader) or read the leader from the Lease"
+    )]
+    NotSyncLeader,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::ProviderUnavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
             ApiError::Overloaded => Code::ResourceExhausted,
+            ApiError::NotSyncLeader => Code::Unavailable,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
         }
@@ -125,6 +131,7 @@ impl ApiError {
             ApiError::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
             ApiError::Overloaded => "OVERLOADED",
+            ApiError::NotSyncLeader => "NOT_SYNC_LEADER",
         }
     }
 

@@ -29,7 +29,7 @@ use crate::services::accounts::{AccountService, CredentialsEndpoint};
 use crate::services::catalog::CatalogAuthzService;
 use crate::services::rights::RightsService;
 use crate::storage::Storage;
-use crate::sync::{SyncSettings, SyncWorker};
+use crate::sync::{Leadership, SyncSettings, SyncWorker};
 use crate::tls::ReloadingTls;
 
 /// Why the server could not start.
@@ -45,6 +45,8 @@ pub enum StartError {
     Keys(String),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: String, source: std::io::Error },
+    #[error("leader election: {0}")]
+    LeaderElection(String),
     #[error("tls: {0}")]
     Tls(String),
     #[error("reflection: {0}")]
@@ -106,6 +108,45 @@ fn build_identity(config: &Config) -> Result<Identity, StartError> {
             Ok(Identity::new(directory, Arc::new(scope_table)))
         }
     }
+}
+
+/// With `accounts.leader_election.enabled`, campaigns for the sync Lease in the background and
+/// returns the leadership the sync follows, and the sender that ends the campaign (releasing the
+/// Lease) at shutdown.
+async fn start_leader_election(
+    config: &Config,
+) -> Result<(Leadership, tokio::sync::oneshot::Sender<()>), StartError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let election = &config.accounts.leader_election;
+    if !election.enabled {
+        return Ok((Leadership::Alone, stop));
+    }
+    let namespace = election.effective_namespace().ok_or_else(|| {
+        StartError::LeaderElection(
+            "no namespace: set accounts.leader_election.namespace or POD_NAMESPACE".into(),
+        )
+    })?;
+    let identity = election.effective_identity().ok_or_else(|| {
+        StartError::LeaderElection("no identity: set accounts.leader_election.identity or POD_NAME".into())
+    })?;
+    let store = osam_lease::KubeLeaseStore::from_environment(&namespace, election.lease_name.clone())
+        .await
+        .map_err(|error| StartError::LeaderElection(error.to_string()))?;
+    let elector = osam_lease::LeaderElector::new(identity.clone(), election.timings())
+        .map_err(|error| StartError::LeaderElection(error.to_string()))?;
+    tracing::info!(%namespace, lease = %election.lease_name, %identity, "campaigning for the sync lease");
+    let (is_leader, leadership) = tokio::sync::watch::channel(false);
+    tokio::spawn(osam_lease::run_elected(
+        store,
+        elector,
+        is_leader,
+        async move {
+            let _ = stopped.await;
+        },
+        // The sync worker follows the channel; nothing else runs only on the leader.
+        std::future::pending::<()>,
+    ));
+    Ok((Leadership::Elected(leadership), stop))
 }
 
 /// `osam check-config --probe`: reaches the external services the configuration names and says
@@ -241,11 +282,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let rights = RightsService::new(identity.clone(), storage.clone());
     let sync_interval = Some(Duration::from_secs(config.accounts.sync_interval_seconds))
         .filter(|interval| !interval.is_zero());
+    let (leadership, stop_election) = start_leader_election(&config).await?;
     let sync = SyncWorker::start(
         identity.directory(),
         storage.clone(),
         SyncSettings::from_config(&config.accounts).map_err(StartError::Storage)?,
         sync_interval,
+        leadership,
     );
     if config.accounts.sync_on_start {
         sync.trigger(false);
@@ -326,6 +369,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             wait_for_signal().await;
             tracing::info!("shutting down: health set to NOT_SERVING, draining in-flight calls");
             set_health(&health_reporter, ServingStatus::NotServing).await;
+            // Hand the sync lease over now rather than after its duration.
+            let _ = stop_election.send(());
             shutdown_requested.notify_one();
         }
     };

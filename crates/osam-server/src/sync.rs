@@ -117,10 +117,21 @@ impl SyncSettings {
     }
 }
 
+/// Whether this replica may run syncs.
+pub enum Leadership {
+    /// The only replica: it always may.
+    Alone,
+    /// One replica among several: only while the channel says it holds the sync Lease. A run in
+    /// progress stops at once when leadership is lost, and a replica that becomes the leader runs
+    /// a full sync (the previous leader may have stopped halfway; the plan converges).
+    Elected(watch::Receiver<bool>),
+}
+
 pub struct SyncWorker {
     directory: Arc<dyn Directory>,
     storage: Arc<Storage>,
     settings: SyncSettings,
+    leadership: Option<watch::Receiver<bool>>,
     state: Mutex<State>,
     wake: Notify,
     completed: watch::Sender<u64>,
@@ -133,12 +144,18 @@ impl SyncWorker {
         storage: Arc<Storage>,
         settings: SyncSettings,
         interval: Option<Duration>,
+        leadership: Leadership,
     ) -> Arc<SyncWorker> {
         let (completed, _) = watch::channel(0);
+        let leadership = match leadership {
+            Leadership::Alone => None,
+            Leadership::Elected(receiver) => Some(receiver),
+        };
         let worker = Arc::new(SyncWorker {
             directory,
             storage,
             settings,
+            leadership,
             state: Mutex::new(State {
                 next_run_id: 1,
                 ..State::default()
@@ -148,6 +165,26 @@ impl SyncWorker {
         });
         let runner = worker.clone();
         tokio::spawn(async move { runner.run_loop().await });
+        if let Some(mut leadership) = worker.leadership.clone() {
+            let elected_worker = Arc::downgrade(&worker);
+            tokio::spawn(async move {
+                loop {
+                    if leadership.wait_for(|leading| *leading).await.is_err() {
+                        return;
+                    }
+                    let Some(worker) = elected_worker.upgrade() else {
+                        return;
+                    };
+                    tracing::info!("this replica now holds the sync lease: running a full sync");
+                    worker.trigger(false);
+                    drop(worker);
+                    if leadership.wait_for(|leading| !*leading).await.is_err() {
+                        return;
+                    }
+                    tracing::warn!("this replica lost the sync lease: syncs stop here");
+                }
+            });
+        }
         if let Some(interval) = interval {
             let ticker_worker = Arc::downgrade(&worker);
             tokio::spawn(async move {
@@ -164,6 +201,33 @@ impl SyncWorker {
             });
         }
         worker
+    }
+
+    /// Whether this replica may run syncs now.
+    pub fn is_leader(&self) -> bool {
+        self.leadership
+            .as_ref()
+            .is_none_or(|leadership| *leadership.borrow())
+    }
+
+    /// Resolves once this replica is the leader (at once when it is alone).
+    async fn until_leader(&self) {
+        if let Some(mut leadership) = self.leadership.clone()
+            && leadership.wait_for(|leading| *leading).await.is_err()
+        {
+            // The election ended (shutdown): never lead again.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves when this replica stops being the leader (never when it is alone).
+    async fn until_not_leader(&self) {
+        match self.leadership.clone() {
+            Some(mut leadership) => {
+                let _ = leadership.wait_for(|leading| !*leading).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -239,6 +303,7 @@ impl SyncWorker {
         loop {
             self.wake.notified().await;
             loop {
+                self.until_leader().await;
                 let pending = {
                     let mut state = self.lock();
                     let pending = state.pending.take();
@@ -257,7 +322,23 @@ impl SyncWorker {
                 let run = format!("run {}", pending.run_id);
                 let detail = format!("{run}, force {}", pending.force);
                 audit::state_change(None, "sync_started", "", "started", &detail);
-                let mut report = self.run(pending.force, pending.triggered_at).await;
+                let mut report = tokio::select! {
+                    report = self.run(pending.force, pending.triggered_at) => report,
+                    // Dropping the run aborts its steps where they are; the next leader converges.
+                    () = self.until_not_leader() => {
+                        let mut report = self
+                            .lock()
+                            .current
+                            .as_ref()
+                            .map(|(_, _, report)| report.clone())
+                            .unwrap_or_else(|| RunReport::new(pending.triggered_at));
+                        report.state = RunState::Failed;
+                        report.refusal = Some(
+                            "this replica lost the sync lease during the run; the new leader runs a full sync".into(),
+                        );
+                        report
+                    }
+                };
                 report.duration = started.elapsed();
                 record_finished_run(&run, &report);
                 tracing::info!(
@@ -695,12 +776,20 @@ mod tests {
     }
 
     fn fixture(provider: impl FnOnce(EmbeddedProvider) -> FaultyProvider) -> Fixture {
-        fixture_with_interval(provider, None)
+        fixture_with(provider, None, Leadership::Alone)
     }
 
     fn fixture_with_interval(
         provider: impl FnOnce(EmbeddedProvider) -> FaultyProvider,
         interval: Option<Duration>,
+    ) -> Fixture {
+        fixture_with(provider, interval, Leadership::Alone)
+    }
+
+    fn fixture_with(
+        provider: impl FnOnce(EmbeddedProvider) -> FaultyProvider,
+        interval: Option<Duration>,
+        leadership: Leadership,
     ) -> Fixture {
         let state = tempfile::tempdir().expect("state");
         let users = state.path().join("users.yaml");
@@ -726,7 +815,7 @@ mod tests {
             call_attempts: 3,
             apply_policies: true,
         };
-        let worker = SyncWorker::start(directory.clone(), storage, settings, interval);
+        let worker = SyncWorker::start(directory.clone(), storage, settings, interval, leadership);
         Fixture {
             _state: state,
             directory,
@@ -894,6 +983,131 @@ mod tests {
             (second_report.created, second_report.kept),
             (0, 4),
             "the coalesced run found nothing left to do"
+        );
+    }
+
+    /// Polls `condition` every 20 ms for at most 10 s.
+    async fn until(mut condition: impl FnMut() -> bool) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if condition() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn only_the_leader_runs_and_a_lost_lease_stops_the_run_in_progress() {
+        let gate = Arc::new(Semaphore::new(0));
+        let held = gate.clone();
+        let (is_leader, leadership) = watch::channel(false);
+        let fixture = fixture_with(
+            |inner| FaultyProvider {
+                gate: Some(held),
+                ..clean(inner)
+            },
+            None,
+            Leadership::Elected(leadership),
+        );
+        let worker = &fixture.worker;
+        assert!(!worker.is_leader());
+        let first = worker.trigger(false);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            matches!(worker.status(), (None, None)),
+            "a replica without the lease runs nothing"
+        );
+
+        is_leader.send_replace(true);
+        assert!(worker.is_leader());
+        assert!(
+            until(|| worker.status().0.is_some()).await,
+            "the leader starts the waiting run"
+        );
+        is_leader.send_replace(false);
+        let stopped = worker.wait_for(first.run_id).await.expect("report");
+        assert_eq!(stopped.state, RunState::Failed, "{stopped:?}");
+        assert!(
+            stopped
+                .refusal
+                .as_deref()
+                .is_some_and(|why| why.contains("lost the sync lease"))
+        );
+
+        // Leading again runs a full sync by itself, and it converges.
+        gate.add_permits(1000);
+        is_leader.send_replace(true);
+        let second = worker.wait_for(first.run_id + 1).await.expect("report");
+        assert_eq!(
+            (second.state, second.created),
+            (RunState::Finished, 4),
+            "{second:?}"
+        );
+        assert!(remaining_plan(&fixture).await.changes_nothing());
+    }
+
+    /// Two replicas share the directory and the provider and campaign for one Lease: exactly one
+    /// syncs; when it shuts down (releasing the Lease), the other takes over and syncs.
+    #[tokio::test]
+    async fn two_replicas_sync_one_at_a_time_through_the_lease() {
+        let first = fixture(clean);
+        let store = osam_lease::InMemoryLeaseStore::new();
+        let timings = osam_lease::ElectionTimings {
+            lease_duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(2),
+            retry_period: Duration::from_millis(200),
+        };
+        let replica = |name: &str| {
+            let (is_leader, leadership) = watch::channel(false);
+            let worker = SyncWorker::start(
+                first.directory.clone(),
+                first.worker.storage.clone(),
+                first.worker.settings.clone(),
+                None,
+                Leadership::Elected(leadership),
+            );
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let elector = osam_lease::LeaderElector::new(name, timings).expect("timings");
+            tokio::spawn(osam_lease::run_elected(
+                store.clone(),
+                elector,
+                is_leader,
+                async move {
+                    let _ = stopped.await;
+                },
+                std::future::pending::<()>,
+            ));
+            (worker, stop)
+        };
+        let (a, stop_a) = replica("replica-a");
+        let (b, stop_b) = replica("replica-b");
+        assert!(until(|| a.is_leader() || b.is_leader()).await, "someone leads");
+        assert!(!(a.is_leader() && b.is_leader()), "never two leaders");
+        let (leader, follower, stop_leader) = if a.is_leader() {
+            (a, b, stop_a)
+        } else {
+            (b, a, stop_b)
+        };
+
+        let led = leader.wait_for(1).await.expect("the new leader's own full sync");
+        assert_eq!((led.state, led.created), (RunState::Finished, 4), "{led:?}");
+        assert!(
+            matches!(follower.status(), (None, None)),
+            "the follower ran nothing"
+        );
+
+        let _ = stop_leader.send(());
+        assert!(
+            until(|| follower.is_leader()).await,
+            "the follower takes over after the release"
+        );
+        assert!(!leader.is_leader());
+        let taken_over = follower.wait_for(1).await.expect("the new leader's full sync");
+        assert_eq!(
+            (taken_over.state, taken_over.created, taken_over.kept),
+            (RunState::Finished, 0, 4)
         );
     }
 }

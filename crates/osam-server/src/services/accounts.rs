@@ -123,6 +123,9 @@ impl pb::account_service_server::AccountService for AccountService {
                 coalesced: false,
             }));
         }
+        if !self.sync.is_leader() {
+            return Err(ApiError::NotSyncLeader.into());
+        }
         let triggered = self.sync.trigger(request.force);
         let call = CallContext {
             method: "/osam.v1.AccountService/SyncAccounts",
