@@ -20,9 +20,9 @@ npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
 # A real Prometheus for tests/e2e/operations.rs, from Debian.
 if ! command -v prometheus >/dev/null; then
   sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 buf lint

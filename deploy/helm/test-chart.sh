@@ -130,5 +130,7 @@ refuses 'provider "embedded"' --set replicaCount=3
 refuses 'keycloak.clientSecret.existingSecret' --set config.directory.kind=keycloak
 refuses 'iam.sealingKey.existingSecret' --set config.accounts.provider=iam
 refuses 'not both' --set podDisruptionBudget.minAvailable=1
+refuses 'leaderElection.enabled' -f "$chart/ci/full-values.yaml" --set leaderElection.enabled=false
+refuses 'needs leaderElection.enabled' --set leaderElection.enabled=false --set config.accounts.leader_election.enabled=true
 
 echo "chart checks passed"

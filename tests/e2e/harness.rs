@@ -282,3 +282,20 @@ pub fn check(owner: &str, collections: &[&str], action: pb::CatalogAction) -> pb
         ..Default::default()
     }
 }
+
+/// Polls until `condition` holds, or gives up after `limit` (chosen far longer than the intervals
+/// involved, so that a slow machine cannot make a test flaky); returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}

@@ -5,13 +5,13 @@
 //! disabled user refused at authentication, and `check-config --probe`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use osam_keycloak_fake::{FakeKeycloak, FakeUser};
 use osam_proto::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{OsamServer, check, osam_command, reason_of};
+use crate::harness::{OsamServer, check, eventually, osam_command, reason_of};
 
 const CLIENT_ID: &str = "osam";
 const CLIENT_SECRET: &str = "fake-client-secret-for-tests";
@@ -78,23 +78,6 @@ async fn allowed_or_status(
         .check(request)
         .await
         .map(|response| response.into_inner().allowed)
-}
-
-/// Polls until `condition` holds; gives up (and fails) after `limit`, far longer than the TTLs
-/// involved, so a slow machine cannot make the test flaky.
-async fn eventually<F, Fut>(limit: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

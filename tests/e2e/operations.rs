@@ -2,7 +2,6 @@
 //! Prometheus server), the audit log, request ids, load shedding, and TLS / mutual TLS from the
 //! Rust client, with certificates reloaded when their files change.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use osam_client::credentials::RunningUser;
@@ -13,7 +12,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::harness::{BearerToken, OsamServer, check, reason_of};
+use crate::harness::{BearerToken, OsamServer, check, eventually, reason_of};
 
 fn metrics_address(server: &OsamServer) -> String {
     server
@@ -140,10 +139,12 @@ async fn metrics_count_calls_by_method_and_code_and_decisions_by_reason() {
 /// answers a query for the RPC counter.
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_endpoint() {
-    let binary = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .into_iter()
-        .find(|path| Path::new(path).exists())
-        .expect("Prometheus is not installed: `apt-get install prometheus` (.ci/run does)");
+    let binary = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|directory| directory.join("prometheus"))
+        .find(|path| path.is_file())
+        .expect("Prometheus is not on PATH: `apt-get install prometheus` (scripts/test.sh does)");
     let server = OsamServer::start("[metrics]\nlisten = \"127.0.0.1:0\"\n");
     let target = metrics_address(&server);
     let mut catalog = server.catalog(&server.dev_token("alice")).await;
@@ -165,7 +166,7 @@ async fn a_real_prometheus_scrapes_the_endpoint() {
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .port();
-    let mut prometheus = std::process::Command::new(binary)
+    let mut prometheus = std::process::Command::new(&binary)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -321,17 +322,18 @@ async fn allowed_decisions_can_be_left_out_of_the_audit_log() {
     assert_eq!(outcomes, ["denied"]);
 }
 
-/// Every call is made slow by a Keycloak that answers after a delay (live roles re-read the
-/// caller at each call), so more calls than the limit are running at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_beyond_the_concurrency_limit_are_shed_and_the_server_stays_healthy() {
+/// osam with live roles read from a Keycloak fake on every call (TTL 0), so that a slow Keycloak
+/// makes every call slow; warmed up (JWKS and admin token read) before it returns.
+async fn slow_keycloak_setup(
+    server_toml: &str,
+) -> (FakeKeycloak, OsamServer, String, tempfile::NamedTempFile) {
     let keycloak = FakeKeycloak::start("osam").await;
     keycloak.add_service_client("osam", "secret");
     keycloak.add_user(FakeUser::new("alice"));
     let secret = tempfile::NamedTempFile::new().expect("secret");
     std::fs::write(secret.path(), "secret").expect("write");
     let config = format!(
-        "[server]\nmax_concurrent_requests = 2\n[auth]\nkey_source = \"oidc-discovery\"\nissuer = \"{issuer}\"\nlive_roles = true\nlive_roles_ttl_seconds = 0\n\
+        "[server]\n{server_toml}\n[auth]\nkey_source = \"oidc-discovery\"\nissuer = \"{issuer}\"\nlive_roles = true\nlive_roles_ttl_seconds = 0\n\
          [directory]\nkind = \"keycloak\"\n[directory.keycloak]\nbase_url = \"{base}\"\nrealm = \"osam\"\nclient_id = \"osam\"\nclient_secret_file = {secret:?}\n",
         issuer = keycloak.issuer(),
         base = keycloak.base_url(),
@@ -339,11 +341,47 @@ async fn calls_beyond_the_concurrency_limit_are_shed_and_the_server_stays_health
     );
     let server = OsamServer::start(&config);
     let token = keycloak.user_token("alice", Duration::from_secs(600));
-    // Warm the JWKS and the admin token, then slow Keycloak down.
     let mut warm = server.catalog(&token).await;
     warm.check(check("alice", &["c"], pb::CatalogAction::Read))
         .await
         .expect("warm-up");
+    (keycloak, server, token, secret)
+}
+
+/// A call longer than `server.request_timeout_seconds` ends with DEADLINE_EXCEEDED, counted in the
+/// metrics under that code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_beyond_the_server_time_limit_ends_with_deadline_exceeded() {
+    let (keycloak, server, token, _secret) =
+        slow_keycloak_setup("request_timeout_seconds = 1\n[metrics]\nlisten = \"127.0.0.1:0\"").await;
+    keycloak.faults().set_latency(Duration::from_millis(2500));
+    let mut catalog = server.catalog(&token).await;
+    let status = catalog
+        .check(check("alice", &["c"], pb::CatalogAction::Read))
+        .await
+        .expect_err("too slow");
+    assert_eq!(
+        (status.code(), reason_of(&status).as_str()),
+        (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+        "{status:?}"
+    );
+    let text = scrape(&metrics_address(&server)).await;
+    assert_eq!(
+        sample(
+            &text,
+            "osam_rpc_requests_total",
+            &[("method", CHECK), ("code", "DEADLINE_EXCEEDED")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+/// Every call is made slow by a Keycloak that answers after a delay (live roles re-read the
+/// caller at each call), so more calls than the limit are running at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_concurrency_limit_are_shed_and_the_server_stays_healthy() {
+    let (keycloak, server, token, _secret) = slow_keycloak_setup("max_concurrent_requests = 2").await;
     keycloak.faults().set_latency(Duration::from_millis(1500));
 
     let channel = server.channel().await;
@@ -487,15 +525,13 @@ async fn tls_serves_the_rust_client_and_reloads_a_renewed_certificate() {
     let (cert, key) = second.leaf(&["localhost"]);
     files.write("tls.key", &key);
     files.write("tls.crt", &cert);
-    let started = Instant::now();
-    let mut reloaded = false;
-    while !reloaded && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        reloaded = client(&server.address, trusting(&second), &token)
+    let reloaded = eventually(Duration::from_secs(30), || async {
+        client(&server.address, trusting(&second), &token)
             .who_am_i()
             .await
-            .is_ok();
-    }
+            .is_ok()
+    })
+    .await;
     assert!(
         reloaded,
         "the renewed certificate was not served within 30 s (reload interval 1 s)"

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::Caller;
-use crate::edge::RequestId;
+use crate::edge::{MethodPath, RequestId};
 
 /// The tracing target of audit events.
 pub const TARGET: &str = "osam::audit";
@@ -23,7 +23,18 @@ pub struct CallContext<'a> {
     pub caller: &'a Caller,
 }
 
-impl CallContext<'_> {
+impl<'a> CallContext<'a> {
+    /// The call whose extensions (filled by the edge layer) these are, made by `caller`.
+    pub fn of(extensions: &'a tonic::Extensions, caller: &'a Caller) -> CallContext<'a> {
+        CallContext {
+            method: extensions
+                .get::<MethodPath>()
+                .map_or("", |method| method.0.as_str()),
+            request_id: extensions.get::<RequestId>(),
+            caller,
+        }
+    }
+
     fn request_id(&self) -> &str {
         self.request_id.map_or("", |id| id.0.as_str())
     }
@@ -48,35 +59,31 @@ pub struct DecisionRecord<'a> {
 }
 
 pub struct Audit {
-    /// Record one allowed decision in this many (1 records all, 0 none).
-    allowed_every: u64,
+    /// The share of allowed decisions recorded, 0.0..=1.0.
+    sample_rate: f64,
     allowed_seen: AtomicU64,
 }
 
 impl Audit {
     /// `sample_rate` in 0.0..=1.0: the share of allowed decisions recorded.
     pub fn new(sample_rate: f64) -> Audit {
-        let allowed_every = if sample_rate <= 0.0 {
-            0
-        } else {
-            (1.0 / sample_rate.min(1.0)).round().max(1.0) as u64
-        };
         Audit {
-            allowed_every,
+            sample_rate: sample_rate.clamp(0.0, 1.0),
             allowed_seen: AtomicU64::new(0),
         }
     }
 
-    /// Whether an allowed decision is recorded: deterministic, one in `allowed_every`.
+    /// Whether an allowed decision is recorded: deterministic and spread evenly, the n-th being
+    /// recorded when it brings the recorded count `floor(n × rate)` up by one.
     fn sample_allowed(&self) -> bool {
-        match self.allowed_every {
-            0 => false,
-            1 => true,
-            every => self
-                .allowed_seen
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(every),
+        if self.sample_rate >= 1.0 {
+            return true;
         }
+        if self.sample_rate <= 0.0 {
+            return false;
+        }
+        let seen = self.allowed_seen.fetch_add(1, Ordering::Relaxed) as f64;
+        ((seen + 1.0) * self.sample_rate).floor() > (seen * self.sample_rate).floor()
     }
 
     pub fn decision(&self, call: &CallContext<'_>, decision: &DecisionRecord<'_>) {
@@ -111,27 +118,42 @@ pub fn state_change(
     outcome: &str,
     detail: &str,
 ) {
-    {
-        let (method, request_id, caller, actor) = match call {
-            Some(call) => {
-                let (caller, actor) = call.who();
-                (call.method, call.request_id(), caller, actor)
-            }
-            None => ("", "", "osam", ""),
-        };
-        tracing::info!(
-            target: TARGET,
-            event = change,
-            request_id,
-            method,
-            caller,
-            actor,
-            subject,
-            outcome,
-            detail,
-            "audit"
-        );
-    }
+    let (method, request_id, caller, actor) = match call {
+        Some(call) => {
+            let (caller, actor) = call.who();
+            (call.method, call.request_id(), caller, actor)
+        }
+        None => ("", "", "osam", ""),
+    };
+    tracing::info!(
+        target: TARGET,
+        event = change,
+        request_id,
+        method,
+        caller,
+        actor,
+        subject,
+        outcome,
+        detail,
+        "audit"
+    );
+}
+
+/// A user's policy written (or removed, when their rights grant nothing) on their account.
+pub fn policy_change(
+    call: Option<&CallContext<'_>>,
+    username: &str,
+    account_id: &str,
+    removed: bool,
+    succeeded: bool,
+) {
+    let change = if removed {
+        "policy_removed"
+    } else {
+        "policy_applied"
+    };
+    let outcome = if succeeded { "ok" } else { "failed" };
+    state_change(call, change, username, outcome, account_id);
 }
 
 #[cfg(test)]
@@ -145,5 +167,7 @@ mod tests {
         assert_eq!(count(&Audit::new(0.0)), 0);
         assert_eq!(count(&Audit::new(0.1)), 100);
         assert_eq!(count(&Audit::new(0.25)), 250);
+        assert_eq!(count(&Audit::new(0.75)), 750);
+        assert_eq!(count(&Audit::new(0.4)), 400);
     }
 }

@@ -379,17 +379,12 @@ impl Default for KeycloakDirectoryConfig {
 
 impl std::fmt::Debug for KeycloakDirectoryConfig {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = if self.client_secret.is_empty() {
-            ""
-        } else {
-            "<redacted>"
-        };
         formatter
             .debug_struct("KeycloakDirectoryConfig")
             .field("base_url", &self.base_url)
             .field("realm", &self.realm)
             .field("client_id", &self.client_id)
-            .field("client_secret", &secret)
+            .field("client_secret", &redacted(&self.client_secret))
             .field("client_secret_file", &self.client_secret_file)
             .field("client_roles", &self.client_roles)
             .field("request_timeout_seconds", &self.request_timeout_seconds)
@@ -436,16 +431,22 @@ impl KeycloakDirectoryConfig {
                 return Err(invalid(key, "required when directory.kind = \"keycloak\""));
             }
         }
-        let Some((scheme, rest)) = self.base_url.split_once("://") else {
+        let url = reqwest::Url::parse(&self.base_url)
+            .map_err(|error| invalid("directory.keycloak.base_url", format!("not a URL: {error}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid(
                 "directory.keycloak.base_url",
-                "must be an http:// or https:// URL",
+                "must not carry credentials (use client_id and client_secret_file)",
             ));
-        };
-        let host = rest.split(['/', ':']).next().unwrap_or_default();
-        let loopback =
-            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        match scheme {
+        }
+        let host = url.host_str().unwrap_or_default();
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback());
+        match url.scheme() {
             "https" => {}
             // The client secret and admin tokens cross this connection.
             "http" if loopback => {}
@@ -571,18 +572,13 @@ impl Default for S3ConnectionConfig {
 /// Never shows the secret key, so a logged or printed configuration cannot leak it.
 impl std::fmt::Debug for S3ConnectionConfig {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = if self.secret_access_key.is_empty() {
-            ""
-        } else {
-            "<redacted>"
-        };
         formatter
             .debug_struct("S3ConnectionConfig")
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &secret)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
             .field("secret_access_key_file", &self.secret_access_key_file)
             .finish()
     }
@@ -657,7 +653,6 @@ impl Default for IamAccountsConfig {
 
 impl std::fmt::Debug for IamAccountsConfig {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redacted = |value: &str| if value.is_empty() { "" } else { "<redacted>" };
         formatter
             .debug_struct("IamAccountsConfig")
             .field("endpoint", &self.endpoint)
@@ -674,6 +669,11 @@ impl std::fmt::Debug for IamAccountsConfig {
             .field("sealing_key_file", &self.sealing_key_file)
             .finish()
     }
+}
+
+/// How Debug output shows an inline secret: whether one is set, never its value.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { "<redacted>" }
 }
 
 /// A secret given inline or in a file (the file wins), trimmed.
@@ -778,35 +778,27 @@ impl LeaderElectionConfig {
         }
     }
 
-    /// The namespace of the Lease, from the configuration or the pod's environment.
+    /// The namespace of the Lease: configured, else `POD_NAMESPACE`, else the service account's.
     pub fn effective_namespace(&self) -> Option<String> {
-        let configured = Some(self.namespace.clone()).filter(|namespace| !namespace.is_empty());
-        configured
-            .or_else(|| {
-                std::env::var("POD_NAMESPACE")
-                    .ok()
-                    .filter(|namespace| !namespace.is_empty())
-            })
-            .or_else(|| {
-                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-                    .ok()
-                    .map(|namespace| namespace.trim().to_owned())
-                    .filter(|namespace| !namespace.is_empty())
-            })
+        first_set(
+            &self.namespace,
+            "POD_NAMESPACE",
+            "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+        )
     }
 
-    /// This replica's identity, from the configuration or the pod's environment.
+    /// This replica's identity: configured, else `POD_NAME`, else the host name.
     pub fn effective_identity(&self) -> Option<String> {
-        let configured = Some(self.identity.clone()).filter(|identity| !identity.is_empty());
-        configured
-            .or_else(|| std::env::var("POD_NAME").ok().filter(|name| !name.is_empty()))
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|name| name.trim().to_owned())
-                    .filter(|name| !name.is_empty())
-            })
+        first_set(&self.identity, "POD_NAME", "/proc/sys/kernel/hostname")
     }
+}
+
+/// The first non-empty of a configured value, an environment variable and a file's content.
+fn first_set(configured: &str, variable: &str, file: &str) -> Option<String> {
+    let non_empty = |value: String| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+    non_empty(configured.to_owned())
+        .or_else(|| std::env::var(variable).ok().and_then(non_empty))
+        .or_else(|| std::fs::read_to_string(file).ok().and_then(non_empty))
 }
 
 impl Default for AccountsConfig {
@@ -1153,7 +1145,7 @@ impl Config {
 fn redact(value: &mut toml::Value) {
     if let toml::Value::Table(table) = value {
         for (key, entry) in table.iter_mut() {
-            let secret_key = ["secret", "password", "token"]
+            let secret_key = ["secret", "password", "token", "sealing_key"]
                 .iter()
                 .any(|word| key.contains(word))
                 && !key.ends_with("_file");
@@ -1300,6 +1292,13 @@ mod tests {
         redact(&mut value);
         let text = toml::to_string(&value).expect("toml");
         assert!(!text.contains("s3cr3t") && text.contains("/run/x"), "{text}");
+        let mut config = Config::default();
+        config.accounts.iam.sealing_key = "c2VhbGluZy1rZXktdGhhdC1tdXN0LW5vdC1zaG93".to_owned();
+        assert!(
+            !config
+                .to_redacted_toml()
+                .contains("c2VhbGluZy1rZXktdGhhdC1tdXN0LW5vdC1zaG93")
+        );
     }
 
     const KEYCLOAK: &str =
@@ -1323,6 +1322,15 @@ mod tests {
         assert!(!format!("{valid:?}").contains("kc-secret-value"));
         assert!(!valid.to_redacted_toml().contains("kc-secret-value"));
         Config::load(Some(with("http://127.0.0.1:8080", &secret_line).path())).expect("loopback http");
+        Config::load(Some(with("http://[::1]:8080", &secret_line).path())).expect("IPv6 loopback http");
+
+        // An inline secret (as OSAM_DIRECTORY__KEYCLOAK__CLIENT_SECRET gives it) never shows.
+        let inline_line = "client_secret = \"inline-kc-secret\"";
+        let inline = Config::load(Some(with("https://sso.example.org", inline_line).path())).expect("valid");
+        let settings = inline.directory.keycloak.settings().expect("settings");
+        assert_eq!(settings.client_secret.expose(), "inline-kc-secret");
+        assert!(!format!("{inline:?}").contains("inline-kc-secret"));
+        assert!(!inline.to_redacted_toml().contains("inline-kc-secret"));
 
         for (base_url, secret_line, key) in [
             (
@@ -1337,6 +1345,16 @@ mod tests {
             ),
             (
                 "sso.example.org",
+                secret_line.as_str(),
+                "directory.keycloak.base_url",
+            ),
+            (
+                "http://localhost:x@sso.example.org",
+                secret_line.as_str(),
+                "directory.keycloak.base_url",
+            ),
+            (
+                "https://user:pass@sso.example.org",
                 secret_line.as_str(),
                 "directory.keycloak.base_url",
             ),

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use tokio::sync::Semaphore;
@@ -49,15 +49,25 @@ impl RequestId {
     }
 }
 
+/// The gRPC path of the call (`/osam.v1.CatalogAuthz/Check`), in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodPath(pub String);
+
+/// Calls exempt from the server's own time limit: a SyncAccounts that waits lasts as long as the
+/// sync. The client's deadline (`grpc-timeout`) still applies to them.
+const UNLIMITED_METHODS: &[&str] = &["/osam.v1.AccountService/SyncAccounts"];
+
 #[derive(Clone)]
 pub struct EdgeLayer {
     in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
 }
 
 impl EdgeLayer {
-    pub fn new(max_concurrent_requests: usize) -> EdgeLayer {
+    pub fn new(max_concurrent_requests: usize, request_timeout: Duration) -> EdgeLayer {
         EdgeLayer {
             in_flight: Arc::new(Semaphore::new(max_concurrent_requests)),
+            request_timeout,
         }
     }
 }
@@ -69,6 +79,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
         EdgeService {
             inner,
             in_flight: self.in_flight.clone(),
+            request_timeout: self.request_timeout,
         }
     }
 }
@@ -77,6 +88,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
 pub struct EdgeService<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
 }
 
 type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
@@ -102,20 +114,16 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let in_flight = self.in_flight.clone();
-        let started = Instant::now();
         let path = request.uri().path().to_owned();
-        // Only the method table's paths become label values, so a scanner cannot grow the metrics.
-        let method = if method_table::requirement(&path).is_some() {
-            path.clone()
-        } else {
-            "unknown".to_owned()
-        };
+        let limit = (!UNLIMITED_METHODS.contains(&path.as_str())).then_some(self.request_timeout);
         let request_id = RequestId::of(request.headers());
         let span = tracing::info_span!("rpc", request_id = %request_id.0, method = %path);
-        request.extensions_mut().insert(request_id.clone());
+        let mut record = CallRecord::new(&path, request_id.clone());
+        request.extensions_mut().insert(request_id);
+        request.extensions_mut().insert(MethodPath(path.clone()));
         Box::pin(
             async move {
-                let permit = if path.starts_with(NEVER_SHED_PREFIX) {
+                let _permit = if path.starts_with(NEVER_SHED_PREFIX) {
                     None
                 } else {
                     match in_flight.try_acquire_owned() {
@@ -123,37 +131,82 @@ where
                         Err(_) => {
                             metrics().shed_requests.inc();
                             tracing::warn!("overloaded: call refused with RESOURCE_EXHAUSTED");
-                            let mut response = ApiError::Overloaded.to_status().into_http();
-                            finish(&mut response, &request_id, &method, started);
-                            return Ok(response);
+                            return Ok(record.finish(ApiError::Overloaded.to_status().into_http()));
                         }
                     }
                 };
-                let mut response = inner.call(request).await?;
-                drop(permit);
-                finish(&mut response, &request_id, &method, started);
-                Ok(response)
+                let call = inner.call(request);
+                let response = match limit {
+                    None => call.await?,
+                    Some(limit) => match tokio::time::timeout(limit, call).await {
+                        Ok(response) => response?,
+                        Err(_) => {
+                            tracing::warn!(
+                                limit_seconds = limit.as_secs(),
+                                "call stopped at the server's time limit"
+                            );
+                            ApiError::DeadlineExceeded(limit).to_status().into_http()
+                        }
+                    },
+                };
+                Ok(record.finish(response))
             }
             .instrument(span),
         )
     }
 }
 
-/// Returns the request id and records the call. A trailers-only response (every error here)
-/// carries `grpc-status` in its headers; a unary success carries it in the trailers, so a
-/// response without it in the headers is OK.
-fn finish<B>(response: &mut http::Response<B>, request_id: &RequestId, method: &str, started: Instant) {
-    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+/// Records one call in the metrics when its response is ready, or as CANCELLED when the call is
+/// dropped first (the client's deadline passed or it went away).
+struct CallRecord {
+    method: String,
+    request_id: RequestId,
+    started: Instant,
+    finished: bool,
+}
+
+impl CallRecord {
+    fn new(path: &str, request_id: RequestId) -> CallRecord {
+        // Only the method table's paths become label values, so a scanner cannot grow the metrics.
+        let method = if method_table::requirement(path).is_some() {
+            path.to_owned()
+        } else {
+            "unknown".to_owned()
+        };
+        CallRecord {
+            method,
+            request_id,
+            started: Instant::now(),
+            finished: false,
+        }
     }
-    let code = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<i32>().ok())
-        .map(tonic::Code::from_i32)
-        .unwrap_or(tonic::Code::Ok);
-    metrics().record_rpc(method, code, started.elapsed());
+
+    /// Returns the request id and records the call. A trailers-only response (every error here)
+    /// carries `grpc-status` in its headers; a unary success carries it in the trailers, so a
+    /// response without it in the headers is OK.
+    fn finish<B>(&mut self, mut response: http::Response<B>) -> http::Response<B> {
+        if let Ok(value) = HeaderValue::from_str(&self.request_id.0) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let code = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<i32>().ok())
+            .map(tonic::Code::from_i32)
+            .unwrap_or(tonic::Code::Ok);
+        metrics().record_rpc(&self.method, code, self.started.elapsed());
+        self.finished = true;
+        response
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        if !self.finished {
+            metrics().record_rpc(&self.method, tonic::Code::Cancelled, self.started.elapsed());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub enum ApiError {
     ProviderUnavailable(String),
     #[error("the server is at its limit of concurrent calls; retry with backoff")]
     Overloaded,
+    #[error("the call took longer than the server's limit of {0:?} (server.request_timeout_seconds)")]
+    DeadlineExceeded(std::time::Duration),
     #[error(
         "this replica does not hold the sync lease, so it cannot run or wait for a sync; call again \
          (a new connection may reach the leader) or read the leader from the Lease"
@@ -99,6 +101,7 @@ impl ApiError {
             ApiError::ProviderUnavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
             ApiError::Overloaded => Code::ResourceExhausted,
+            ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::NotSyncLeader => Code::Unavailable,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
@@ -131,6 +134,7 @@ impl ApiError {
             ApiError::ProviderUnavailable(_) => "PROVIDER_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
             ApiError::Overloaded => "OVERLOADED",
+            ApiError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
             ApiError::NotSyncLeader => "NOT_SYNC_LEADER",
         }
     }

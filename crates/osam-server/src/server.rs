@@ -98,8 +98,7 @@ fn build_identity(config: &Config) -> Result<Identity, StartError> {
         }
         DirectoryKind::Keycloak => {
             let keycloak = &config.directory.keycloak;
-            let client = osam_keycloak::AdminClient::new(keycloak.settings()?)
-                .map_err(|error| StartError::Directory(error.to_string()))?;
+            let client = keycloak_client(config)?;
             tracing::info!(base_url = %keycloak.base_url, realm = %keycloak.realm, client_id = %keycloak.client_id, "directory: keycloak");
             let directory = Arc::new(InstrumentedDirectory(Arc::new(
                 osam_keycloak::KeycloakDirectory::new(client),
@@ -149,14 +148,20 @@ async fn start_leader_election(
     Ok((Leadership::Elected(leadership), stop))
 }
 
-/// `osam check-config --probe`: reaches the external services the configuration names and says
-/// what answered; the first failure is the error.
+/// The Keycloak admin client of `[directory.keycloak]`.
+fn keycloak_client(config: &Config) -> Result<osam_keycloak::AdminClient, StartError> {
+    osam_keycloak::AdminClient::new(config.directory.keycloak.settings()?)
+        .map_err(|error| StartError::Directory(error.to_string()))
+}
+
+/// `osam check-config --probe`: with the Keycloak directory, requests an admin token (the one
+/// call that proves the URL, realm, client and secret together) and says what answered. The token
+/// issuer's keys and the object store are not probed.
 pub async fn probe(config: &Config) -> Result<Vec<String>, StartError> {
     let mut reached = Vec::new();
     if config.directory.kind == DirectoryKind::Keycloak {
         let keycloak = &config.directory.keycloak;
-        let client = osam_keycloak::AdminClient::new(keycloak.settings()?)
-            .map_err(|error| StartError::Directory(error.to_string()))?;
+        let client = keycloak_client(config)?;
         client
             .probe()
             .await
@@ -297,6 +302,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         endpoint: config.storage.s3.endpoint.clone(),
         region: config.storage.s3.region.clone(),
     };
+    let sync_to_stop = sync.clone();
     let accounts = AccountService::new(
         identity.clone(),
         storage,
@@ -369,7 +375,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             wait_for_signal().await;
             tracing::info!("shutting down: health set to NOT_SERVING, draining in-flight calls");
             set_health(&health_reporter, ServingStatus::NotServing).await;
-            // Hand the sync lease over now rather than after its duration.
+            // Stop the sync first, then hand the lease over at once rather than after its
+            // duration: the next leader never overlaps this replica's run.
+            sync_to_stop.stop().await;
             let _ = stop_election.send(());
             shutdown_requested.notify_one();
         }
@@ -378,13 +386,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let limits = &config.server;
     let max_message = limits.max_message_bytes;
     let router = tonic::transport::Server::builder()
-        // A client's shorter `grpc-timeout` wins over this server-wide limit.
-        .timeout(Duration::from_secs(limits.request_timeout_seconds))
         .http2_keepalive_interval(Some(Duration::from_secs(limits.http2_keepalive_interval_seconds)))
         .http2_keepalive_timeout(Some(Duration::from_secs(limits.http2_keepalive_timeout_seconds)))
         .max_concurrent_streams(Some(limits.http2_max_concurrent_streams))
         // The edge (request id, load shedding, RPC metrics) runs before authentication.
-        .layer(EdgeLayer::new(limits.max_concurrent_requests))
+        // The server's time limit is the edge's (a waiting SyncAccounts is exempt); tonic still
+        // ends a call at the client's deadline (`grpc-timeout`).
+        .layer(EdgeLayer::new(
+            limits.max_concurrent_requests,
+            Duration::from_secs(limits.request_timeout_seconds),
+        ))
         .layer(auth_layer)
         .add_service(health_service)
         .add_service(reflection_v1)

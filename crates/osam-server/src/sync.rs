@@ -132,6 +132,8 @@ pub struct SyncWorker {
     storage: Arc<Storage>,
     settings: SyncSettings,
     leadership: Option<watch::Receiver<bool>>,
+    /// Set at shutdown: no run starts, and the one in progress stops.
+    stopping: watch::Sender<bool>,
     state: Mutex<State>,
     wake: Notify,
     completed: watch::Sender<u64>,
@@ -156,6 +158,7 @@ impl SyncWorker {
             storage,
             settings,
             leadership,
+            stopping: watch::channel(false).0,
             state: Mutex::new(State {
                 next_run_id: 1,
                 ..State::default()
@@ -205,9 +208,24 @@ impl SyncWorker {
 
     /// Whether this replica may run syncs now.
     pub fn is_leader(&self) -> bool {
-        self.leadership
-            .as_ref()
-            .is_none_or(|leadership| *leadership.borrow())
+        !*self.stopping.borrow()
+            && self
+                .leadership
+                .as_ref()
+                .is_none_or(|leadership| *leadership.borrow())
+    }
+
+    /// Stops syncing for good (shutdown): the run in progress stops where it is (the next run,
+    /// here or on the next leader, converges), and this returns once it has. Called before the
+    /// sync lease is released, so that the next leader never overlaps this replica's run.
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        let mut completed = self.completed.subscribe();
+        while self.lock().current.is_some() {
+            if completed.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Resolves once this replica is the leader (at once when it is alone).
@@ -220,13 +238,20 @@ impl SyncWorker {
         }
     }
 
-    /// Resolves when this replica stops being the leader (never when it is alone).
-    async fn until_not_leader(&self) {
-        match self.leadership.clone() {
-            Some(mut leadership) => {
-                let _ = leadership.wait_for(|leading| !*leading).await;
+    /// Resolves when this replica stops being the leader, or stops syncing at shutdown.
+    pub async fn until_not_leader(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let lost = async {
+            match self.leadership.clone() {
+                Some(mut leadership) => {
+                    let _ = leadership.wait_for(|leading| !*leading).await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            None => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = lost => {}
+            _ = stopping.wait_for(|stopping| *stopping) => {}
         }
     }
 
@@ -304,6 +329,9 @@ impl SyncWorker {
             self.wake.notified().await;
             loop {
                 self.until_leader().await;
+                if *self.stopping.borrow() {
+                    return;
+                }
                 let pending = {
                     let mut state = self.lock();
                     let pending = state.pending.take();
@@ -333,9 +361,11 @@ impl SyncWorker {
                             .map(|(_, _, report)| report.clone())
                             .unwrap_or_else(|| RunReport::new(pending.triggered_at));
                         report.state = RunState::Failed;
-                        report.refusal = Some(
-                            "this replica lost the sync lease during the run; the new leader runs a full sync".into(),
-                        );
+                        report.refusal = Some(if *self.stopping.borrow() {
+                            "the server shut down during the run; the next run converges".into()
+                        } else {
+                            "this replica lost the sync lease during the run; the new leader runs a full sync".into()
+                        });
                         report
                     }
                 };
@@ -564,13 +594,13 @@ impl SyncWorker {
                     self.retrying(|| provider.apply_policy(&account_id, &computed.policy_json))
                         .await
                 };
-                let change = if computed.grants_nothing {
-                    "policy_removed"
-                } else {
-                    "policy_applied"
-                };
-                let outcome = if applied.is_ok() { "ok" } else { "failed" };
-                audit::state_change(None, change, &user.username, outcome, &account_id);
+                audit::policy_change(
+                    None,
+                    &user.username,
+                    &account_id,
+                    computed.grants_nothing,
+                    applied.is_ok(),
+                );
                 applied.map_err(failure)
             }
         }

@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -21,6 +21,9 @@ use crate::config::TlsConfig;
 
 /// The longest a client may take to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in progress at once.
+const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 
 /// The current rustls configuration, replaced when the files change.
 pub struct ReloadingTls {
@@ -92,7 +95,13 @@ impl ReloadingTls {
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(tls) = tls.upgrade() else { return };
-                tls.reload_if_changed();
+                // File reads and PEM parsing stay off the async workers.
+                if tokio::task::spawn_blocking(move || tls.reload_if_changed())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         });
     }
@@ -104,9 +113,15 @@ impl ReloadingTls {
     ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
         let (sender, receiver) = mpsc::channel(64);
         let tls = self.clone();
+        let handshakes = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
+                // The server stopped reading connections: stop accepting (and close the listener).
+                let accepted = tokio::select! {
+                    () = sender.closed() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors and the like: wait rather than spin.
@@ -115,12 +130,15 @@ impl ReloadingTls {
                         continue;
                     }
                 };
-                if sender.is_closed() {
+                // Beyond the limit, a new connection waits for a handshake slot (the kernel's
+                // backlog queues the rest) instead of spawning without bound.
+                let Ok(slot) = handshakes.clone().acquire_owned().await else {
                     return;
-                }
+                };
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
                 let sender = sender.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let _ = sender.send(Ok(stream)).await;

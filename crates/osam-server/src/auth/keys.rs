@@ -198,8 +198,13 @@ impl JwksKeys {
                 document.issuer
             ));
         }
-        if !document.jwks_uri.starts_with("https://") && !document.jwks_uri.starts_with("http://") {
-            return Err(format!("the discovery document at {url} has no usable jwks_uri"));
+        // An https issuer's keys come over https too: a plain-http jwks_uri would let anyone on
+        // the path substitute the keys.
+        let secure = document.jwks_uri.starts_with("https://");
+        if !(secure || document.jwks_uri.starts_with("http://") && !issuer.starts_with("https://")) {
+            return Err(format!(
+                "the discovery document at {url} has no usable jwks_uri (an https issuer needs an https jwks_uri)"
+            ));
         }
         tracing::info!(%issuer, jwks_uri = %document.jwks_uri, "discovered the issuer's signing keys");
         Ok(document.jwks_uri)

@@ -11,7 +11,6 @@ use tonic::{Request, Response, Status};
 
 use super::caller_of;
 use crate::audit::{self, CallContext};
-use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::paging::{Page, binding_of};
@@ -102,8 +101,7 @@ impl pb::account_service_server::AccountService for AccountService {
         request: Request<pb::SyncAccountsRequest>,
     ) -> Result<Response<pb::SyncAccountsResponse>, Status> {
         let caller = caller_of(&request)?;
-        let request_id = request.extensions().get::<RequestId>().cloned();
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
         if request.dry_run {
             let (plan, refusal) = self
                 .sync
@@ -127,11 +125,7 @@ impl pb::account_service_server::AccountService for AccountService {
             return Err(ApiError::NotSyncLeader.into());
         }
         let triggered = self.sync.trigger(request.force);
-        let call = CallContext {
-            method: "/osam.v1.AccountService/SyncAccounts",
-            request_id: request_id.as_ref(),
-            caller: &caller,
-        };
+        let call = CallContext::of(&extensions, &caller);
         let outcome = if triggered.coalesced {
             "coalesced"
         } else {
@@ -140,11 +134,13 @@ impl pb::account_service_server::AccountService for AccountService {
         let detail = format!("run {}, force {}", triggered.run_id, request.force);
         audit::state_change(Some(&call), "sync_requested", "", outcome, &detail);
         let run = if request.wait {
-            self.sync
-                .wait_for(triggered.run_id)
-                .await
-                .as_ref()
-                .map(to_proto_run)
+            // A replica that loses the lease before the run starts would never run it.
+            let report = tokio::select! {
+                biased;
+                report = self.sync.wait_for(triggered.run_id) => report,
+                () = self.sync.until_not_leader() => return Err(ApiError::NotSyncLeader.into()),
+            };
+            report.as_ref().map(to_proto_run)
         } else {
             None
         };

@@ -13,7 +13,6 @@ use tonic::{Request, Response, Status};
 use super::caller_of;
 use crate::audit::{Audit, CallContext, DecisionRecord};
 use crate::auth::Caller;
-use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::metrics::metrics;
@@ -48,7 +47,10 @@ impl CatalogAuthzService {
     fn record(&self, call: &CallContext<'_>, check: &pb::CheckRequest, response: &pb::CheckResponse) {
         let metrics = metrics();
         if response.decisions.is_empty() {
-            metrics.record_decision(response.allowed, "unexplained");
+            // Not explained: no reason per collection, one count per collection all the same.
+            for _ in &check.collections {
+                metrics.record_decision(response.allowed, "unexplained");
+            }
         }
         let mut reasons = String::new();
         for decision in &response.decisions {
@@ -142,18 +144,12 @@ impl CatalogAuthzService {
 impl pb::catalog_authz_server::CatalogAuthz for CatalogAuthzService {
     async fn check(&self, request: Request<pb::CheckRequest>) -> Result<Response<pb::CheckResponse>, Status> {
         let caller = caller_of(&request)?;
-        let request_id = request.extensions().get::<RequestId>().cloned();
-        let check = request.into_inner();
+        let (_, extensions, check) = request.into_parts();
         let subject = self
             .resolve_subject(&caller, check.subject.as_ref(), "subject")
             .await?;
         let response = self.decide(&subject, &check, "check")?;
-        let call = CallContext {
-            method: "/osam.v1.CatalogAuthz/Check",
-            request_id: request_id.as_ref(),
-            caller: &caller,
-        };
-        self.record(&call, &check, &response);
+        self.record(&CallContext::of(&extensions, &caller), &check, &response);
         Ok(Response::new(response))
     }
 
@@ -162,13 +158,8 @@ impl pb::catalog_authz_server::CatalogAuthz for CatalogAuthzService {
         request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
         let caller = caller_of(&request)?;
-        let request_id = request.extensions().get::<RequestId>().cloned();
-        let call = CallContext {
-            method: "/osam.v1.CatalogAuthz/BatchCheck",
-            request_id: request_id.as_ref(),
-            caller: &caller,
-        };
-        let batch = request.into_inner();
+        let (_, extensions, batch) = request.into_parts();
+        let call = CallContext::of(&extensions, &caller);
         if batch.items.len() > self.max_batch_size {
             return Err(ApiError::BatchTooLarge {
                 size: batch.items.len(),

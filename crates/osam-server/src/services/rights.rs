@@ -10,7 +10,6 @@ use tonic::{Request, Response, Status};
 
 use super::caller_of;
 use crate::audit::{self, CallContext};
-use crate::edge::RequestId;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::storage::{Storage, provider_error};
@@ -66,8 +65,8 @@ impl pb::rights_service_server::RightsService for RightsService {
         request: Request<pb::ApplyUserRightsRequest>,
     ) -> Result<Response<pb::ApplyUserRightsResponse>, Status> {
         let caller = caller_of(&request)?;
-        let request_id = request.extensions().get::<RequestId>().cloned();
-        let user = self.directory_user(&request.into_inner().username).await?;
+        let (_, extensions, request) = request.into_parts();
+        let user = self.directory_user(&request.username).await?;
         let computed = self.storage.rights_of(&user)?;
         let account_id = self.storage.account_of(&user.username).await?;
         let accounts = &self.storage.accounts;
@@ -76,18 +75,13 @@ impl pb::rights_service_server::RightsService for RightsService {
         } else {
             accounts.apply_policy(&account_id, &computed.policy_json).await
         };
-        let call = CallContext {
-            method: "/osam.v1.RightsService/ApplyUserRights",
-            request_id: request_id.as_ref(),
-            caller: &caller,
-        };
-        let change = if computed.grants_nothing {
-            "policy_removed"
-        } else {
-            "policy_applied"
-        };
-        let outcome = if applied.is_ok() { "ok" } else { "failed" };
-        audit::state_change(Some(&call), change, &user.username, outcome, &account_id);
+        audit::policy_change(
+            Some(&CallContext::of(&extensions, &caller)),
+            &user.username,
+            &account_id,
+            computed.grants_nothing,
+            applied.is_ok(),
+        );
         applied.map_err(provider_error)?;
         Ok(Response::new(pb::ApplyUserRightsResponse {
             account_id,

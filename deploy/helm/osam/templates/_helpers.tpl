@@ -79,6 +79,12 @@ Refuses values that would deploy a broken or unsafe osam, with a message naming 
 {{- if and (eq $provider "iam") (not .Values.iam.sealingKey.existingSecret) -}}
 {{- fail "config.accounts.provider \"iam\" needs iam.sealingKey.existingSecret (the master key sealing IAM secret keys)" -}}
 {{- end -}}
+{{- if and (not .Values.leaderElection.enabled) (or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled) -}}
+{{- fail "several replicas need leaderElection.enabled, or they would all run account syncs at once" -}}
+{{- end -}}
+{{- if and (not .Values.leaderElection.enabled) (($accounts.leader_election | default dict).enabled) -}}
+{{- fail "config.accounts.leader_election.enabled needs leaderElection.enabled (the Lease RBAC and the pod's service-account token)" -}}
+{{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled .Values.podDisruptionBudget.minAvailable .Values.podDisruptionBudget.maxUnavailable -}}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" -}}
 {{- end -}}
