@@ -254,6 +254,9 @@ pub struct AuthConfig {
     pub live_roles: bool,
     /// How long a caller's roles read from the directory are reused in live-roles mode.
     pub live_roles_ttl_seconds: u64,
+    /// Usernames with this prefix keep their token's roles in live-roles mode (Keycloak's client
+    /// service accounts, which are not people in the directory); empty exempts no one.
+    pub live_roles_exempt_prefix: String,
 }
 
 pub const DEVELOPMENT_ISSUER: &str = "osam-development";
@@ -291,6 +294,7 @@ impl Default for AuthConfig {
             roles: BTreeMap::new(),
             live_roles: false,
             live_roles_ttl_seconds: 30,
+            live_roles_exempt_prefix: "service-account-".to_owned(),
         }
     }
 }

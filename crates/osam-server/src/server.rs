@@ -267,10 +267,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         claims,
         config.auth.token_cache_capacity,
     );
-    let live_roles = config
-        .auth
-        .live_roles
-        .then(|| LiveRoles::new(Duration::from_secs(config.auth.live_roles_ttl_seconds)));
+    let live_roles = config.auth.live_roles.then(|| {
+        LiveRoles::new(
+            Duration::from_secs(config.auth.live_roles_ttl_seconds),
+            config.auth.live_roles_exempt_prefix.clone(),
+        )
+    });
     let auth_layer = AuthLayer::new(Arc::new(Authenticator::new(
         verifier,
         identity.clone(),

@@ -19,15 +19,25 @@ const CAPACITY: usize = 10_000;
 
 pub struct LiveRoles {
     ttl: Duration,
+    /// Usernames starting with this keep their token's roles: Keycloak's client service accounts
+    /// (`service-account-<client>`) are not people in the directory, and a client's access ends
+    /// with its credentials, not with a user being disabled.
+    exempt_prefix: String,
     cache: Mutex<HashMap<String, (Instant, Caller)>>,
 }
 
 impl LiveRoles {
-    pub fn new(ttl: Duration) -> LiveRoles {
+    pub fn new(ttl: Duration, exempt_prefix: impl Into<String>) -> LiveRoles {
         LiveRoles {
             ttl,
+            exempt_prefix: exempt_prefix.into(),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the caller `username`'s roles are read from the directory.
+    pub fn applies_to(&self, username: &str) -> bool {
+        self.exempt_prefix.is_empty() || !username.starts_with(&self.exempt_prefix)
     }
 
     /// The caller `username` is, with the roles and groups the directory gives them now (or at
@@ -104,8 +114,8 @@ mod tests {
     async fn roles_come_from_the_directory_and_are_reread_after_the_ttl() {
         let (file, directory, identity) =
             identity_with("users:\n  alice:\n    roles: [rs_catalog_o:c_read]\n");
-        let cached = LiveRoles::new(Duration::from_secs(3600));
-        let uncached = LiveRoles::new(Duration::ZERO);
+        let cached = LiveRoles::new(Duration::from_secs(3600), "service-account-");
+        let uncached = LiveRoles::new(Duration::ZERO, "service-account-");
         let roles = |caller: &Caller| caller.principal.roles().iter().cloned().collect::<Vec<_>>();
 
         let first = cached.caller("alice", &identity).await.expect("alice");
@@ -133,8 +143,14 @@ mod tests {
     #[tokio::test]
     async fn a_user_the_directory_no_longer_has_is_refused() {
         let (_file, _directory, identity) = identity_with("users:\n  alice:\n    roles: []\n");
-        let live = LiveRoles::new(Duration::from_secs(30));
+        let live = LiveRoles::new(Duration::from_secs(30), "service-account-");
         let error = live.caller("bob", &identity).await.expect_err("bob is unknown");
         assert_eq!(error.reason(), "USER_DISABLED");
+        assert!(live.applies_to("alice"));
+        assert!(
+            !live.applies_to("service-account-catalog"),
+            "service accounts keep their token's roles"
+        );
+        assert!(LiveRoles::new(Duration::ZERO, "").applies_to("service-account-catalog"));
     }
 }

@@ -67,13 +67,12 @@ impl Authenticator {
         let token = bearer_token(headers)?;
         let scope_table = self.identity.scope_table();
         let identity = self.verifier.verify(token, &scope_table).await?;
+        let username = identity.principal.username();
         let mut caller = match &self.live_roles {
-            Some(live_roles) => {
-                live_roles
-                    .caller(identity.principal.username(), &self.identity)
-                    .await?
+            Some(live_roles) if live_roles.applies_to(username) => {
+                live_roles.caller(username, &self.identity).await?
             }
-            None => Caller {
+            _ => Caller {
                 principal: identity.principal,
                 name: identity.name,
                 email: identity.email,
