@@ -25,6 +25,17 @@ pub(crate) struct UserRepresentation {
     pub(crate) email: Option<String>,
     #[serde(default)]
     pub(crate) attributes: Option<BTreeMap<String, Vec<String>>>,
+    /// Set on a client's service-account user (`service-account-<client>`).
+    #[serde(default)]
+    pub(crate) service_account_client_id: Option<String>,
+}
+
+impl UserRepresentation {
+    /// An enabled person: not disabled, and not a client's service account (a calling service is
+    /// not a directory user: the sync gives it no account).
+    pub(crate) fn is_active_person(&self) -> bool {
+        self.enabled && self.service_account_client_id.is_none()
+    }
 }
 
 #[derive(Deserialize)]
@@ -164,5 +175,25 @@ impl AdminClient {
         };
         known.insert(client_id.to_owned(), client.id.clone());
         Ok(client.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserRepresentation;
+
+    #[test]
+    fn service_accounts_and_disabled_users_are_not_active_people() {
+        let user = |json: &str| serde_json::from_str::<UserRepresentation>(json).expect("representation");
+        assert!(user(r#"{"id":"1","username":"alice","enabled":true}"#).is_active_person());
+        assert!(!user(r#"{"id":"2","username":"bob","enabled":false}"#).is_active_person());
+        assert!(
+            !user(r#"{"id":"3","username":"service-account-osam","enabled":true,"serviceAccountClientId":"osam"}"#)
+                .is_active_person()
+        );
+        assert!(
+            !user(r#"{"id":"4","username":"carol"}"#).is_active_person(),
+            "no enabled field: fail closed"
+        );
     }
 }

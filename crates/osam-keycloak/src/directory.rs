@@ -53,7 +53,7 @@ impl KeycloakDirectory {
         let client_uuids = Arc::new(self.configured_client_uuids().await?);
         let permits = Arc::new(tokio::sync::Semaphore::new(self.client.settings().concurrency));
         let mut tasks = tokio::task::JoinSet::new();
-        for user in listed.into_iter().filter(|user| user.enabled) {
+        for user in listed.into_iter().filter(UserRepresentation::is_active_person) {
             let client = self.client.clone();
             let client_uuids = client_uuids.clone();
             let permits = permits.clone();
@@ -317,6 +317,7 @@ mod tests {
             last_name: last_name.map(str::to_owned),
             email: Some(String::new()),
             attributes: None,
+            service_account_client_id: None,
         }
     }
 
