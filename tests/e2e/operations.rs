@@ -573,3 +573,21 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
         "a certificate from another CA is refused"
     );
 }
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_with_a_reason() {
+    let server = OsamServer::start("[server]\nmax_message_bytes = 2048\n");
+    let mut alice = server.catalog(&server.dev_token("alice")).await;
+    let collections: Vec<String> = (0..200).map(|index| format!("collection-{index:04}")).collect();
+    let mut request = check("alice", &[], pb::CatalogAction::Read);
+    request.collections = collections;
+    let status = alice.check(request).await.expect_err("too large");
+    assert_eq!(
+        (status.code(), reason_of(&status).as_str()),
+        (Code::ResourceExhausted, "MESSAGE_TOO_LARGE"),
+        "{status:?}"
+    );
+    assert!(status.message().contains("2048 bytes"), "{status:?}");
+    let small = alice.check(check("alice", &["c"], pb::CatalogAction::Read)).await;
+    assert!(small.is_ok(), "the server still serves: {small:?}");
+}

@@ -57,17 +57,26 @@ pub struct MethodPath(pub String);
 /// sync. The client's deadline (`grpc-timeout`) still applies to them.
 const UNLIMITED_METHODS: &[&str] = &["/osam.v1.AccountService/SyncAccounts"];
 
+/// The limits the edge enforces, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeLimits {
+    pub max_concurrent_requests: usize,
+    pub request_timeout: Duration,
+    /// Only for the error message: the services enforce it while decoding.
+    pub max_message_bytes: usize,
+}
+
 #[derive(Clone)]
 pub struct EdgeLayer {
     in_flight: Arc<Semaphore>,
-    request_timeout: Duration,
+    limits: EdgeLimits,
 }
 
 impl EdgeLayer {
-    pub fn new(max_concurrent_requests: usize, request_timeout: Duration) -> EdgeLayer {
+    pub fn new(limits: EdgeLimits) -> EdgeLayer {
         EdgeLayer {
-            in_flight: Arc::new(Semaphore::new(max_concurrent_requests)),
-            request_timeout,
+            in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            limits,
         }
     }
 }
@@ -79,7 +88,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
         EdgeService {
             inner,
             in_flight: self.in_flight.clone(),
-            request_timeout: self.request_timeout,
+            limits: self.limits,
         }
     }
 }
@@ -88,7 +97,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
 pub struct EdgeService<S> {
     inner: S,
     in_flight: Arc<Semaphore>,
-    request_timeout: Duration,
+    limits: EdgeLimits,
 }
 
 type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
@@ -115,7 +124,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let in_flight = self.in_flight.clone();
         let path = request.uri().path().to_owned();
-        let limit = (!UNLIMITED_METHODS.contains(&path.as_str())).then_some(self.request_timeout);
+        let limit = (!UNLIMITED_METHODS.contains(&path.as_str())).then_some(self.limits.request_timeout);
+        let max_message_bytes = self.limits.max_message_bytes;
         let request_id = RequestId::of(request.headers());
         let span = tracing::info_span!("rpc", request_id = %request_id.0, method = %path);
         let mut record = CallRecord::new(&path, request_id.clone());
@@ -149,10 +159,39 @@ where
                         }
                     },
                 };
-                Ok(record.finish(response))
+                Ok(record.finish(explain_oversized(response, max_message_bytes)))
             }
             .instrument(span),
         )
+    }
+}
+
+/// tonic refuses a request message over the size limit with a bare OUT_OF_RANGE (a trailers-only
+/// response) while decoding it; callers get RESOURCE_EXHAUSTED (the code gRPC specifies for it)
+/// with the reason `MESSAGE_TOO_LARGE` and the limit instead.
+fn explain_oversized(
+    response: http::Response<tonic::body::Body>,
+    max_message_bytes: usize,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == b"11");
+    // grpc-message is percent-encoded on the wire.
+    let decoding_limit = headers
+        .get("grpc-message")
+        .and_then(|message| message.to_str().ok())
+        .is_some_and(|message| {
+            message
+                .replace("%20", " ")
+                .starts_with("Error, decoded message length too large")
+        });
+    if out_of_range && decoding_limit {
+        ApiError::MessageTooLarge(max_message_bytes)
+            .to_status()
+            .into_http()
+    } else {
+        response
     }
 }
 

@@ -62,6 +62,8 @@ pub enum ApiError {
     Overloaded,
     #[error("the call took longer than the server's limit of {0:?} (server.request_timeout_seconds)")]
     DeadlineExceeded(std::time::Duration),
+    #[error("the request message is larger than the server's limit of {0} bytes (server.max_message_bytes)")]
+    MessageTooLarge(usize),
     #[error(
         "this replica does not hold the sync lease, so it cannot run or wait for a sync; call again \
          (a new connection may reach the leader) or read the leader from the Lease"
@@ -102,6 +104,7 @@ impl ApiError {
             ApiError::Internal(_) => Code::Internal,
             ApiError::Overloaded => Code::ResourceExhausted,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ApiError::MessageTooLarge(_) => Code::ResourceExhausted,
             ApiError::NotSyncLeader => Code::Unavailable,
             ApiError::InvalidArgument { .. } | ApiError::BatchTooLarge { .. } => Code::InvalidArgument,
             ApiError::KeysUnavailable | ApiError::DirectoryUnavailable(_) => Code::Unavailable,
@@ -135,6 +138,7 @@ impl ApiError {
             ApiError::Internal(_) => "INTERNAL",
             ApiError::Overloaded => "OVERLOADED",
             ApiError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+            ApiError::MessageTooLarge(_) => "MESSAGE_TOO_LARGE",
             ApiError::NotSyncLeader => "NOT_SYNC_LEADER",
         }
     }

@@ -22,7 +22,7 @@ use crate::auth::token::{ClaimMapping, TokenRules, TokenVerifier};
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{Config, DirectoryKind, KeySource};
 use crate::directory::static_file::StaticFileDirectory;
-use crate::edge::EdgeLayer;
+use crate::edge::{EdgeLayer, EdgeLimits};
 use crate::identity::{FixedScopeTable, Identity};
 use crate::metrics::InstrumentedDirectory;
 use crate::services::accounts::{AccountService, CredentialsEndpoint};
@@ -394,10 +394,11 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         // The edge (request id, load shedding, RPC metrics) runs before authentication.
         // The server's time limit is the edge's (a waiting SyncAccounts is exempt); tonic still
         // ends a call at the client's deadline (`grpc-timeout`).
-        .layer(EdgeLayer::new(
-            limits.max_concurrent_requests,
-            Duration::from_secs(limits.request_timeout_seconds),
-        ))
+        .layer(EdgeLayer::new(EdgeLimits {
+            max_concurrent_requests: limits.max_concurrent_requests,
+            request_timeout: Duration::from_secs(limits.request_timeout_seconds),
+            max_message_bytes: max_message,
+        }))
         .layer(auth_layer)
         .add_service(health_service)
         .add_service(reflection_v1)
