@@ -7,7 +7,7 @@
 //! rather than falling back to the token's possibly revoked roles.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::auth::Caller;
@@ -24,6 +24,9 @@ pub struct LiveRoles {
     /// with its credentials, not with a user being disabled.
     exempt_prefix: String,
     cache: Mutex<HashMap<String, (Instant, Caller)>>,
+    /// One directory read per user at a time: concurrent first calls of a user wait for the read
+    /// in progress and then take its result from the cache, instead of each reading the directory.
+    reads: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl LiveRoles {
@@ -32,6 +35,7 @@ impl LiveRoles {
             ttl,
             exempt_prefix: exempt_prefix.into(),
             cache: Mutex::new(HashMap::new()),
+            reads: Mutex::new(HashMap::new()),
         }
     }
 
@@ -43,6 +47,11 @@ impl LiveRoles {
     /// The caller `username` is, with the roles and groups the directory gives them now (or at
     /// most `ttl` ago).
     pub async fn caller(&self, username: &str, identity: &Identity) -> Result<Caller, ApiError> {
+        if let Some(caller) = self.cached(username) {
+            return Ok(caller);
+        }
+        let read = self.read_lock(username);
+        let _reading = read.lock().await;
         if let Some(caller) = self.cached(username) {
             return Ok(caller);
         }
@@ -64,6 +73,20 @@ impl LiveRoles {
         };
         self.remember(username, caller.clone());
         Ok(caller)
+    }
+
+    /// The lock of `username`'s directory read, shared by the calls waiting for it.
+    fn read_lock(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut reads = self.reads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(lock) = reads.get(username).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if reads.len() >= CAPACITY {
+            reads.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        reads.insert(username.to_owned(), Arc::downgrade(&lock));
+        lock
     }
 
     fn cached(&self, username: &str) -> Option<Caller> {
@@ -138,6 +161,54 @@ mod tests {
             !roles(&reread).contains(&"rs_catalog_o:c_read".to_owned()),
             "the revoked role is gone"
         );
+    }
+
+    /// Counts find_user calls, each taking a while, to see concurrent first calls share one read.
+    struct CountingDirectory {
+        inner: Arc<StaticFileDirectory>,
+        finds: std::sync::atomic::AtomicUsize,
+    }
+
+    impl osam_policy::Directory for CountingDirectory {
+        fn find_user<'a>(
+            &'a self,
+            username: &'a str,
+        ) -> osam_policy::DirectoryFuture<'a, Option<osam_policy::DirectoryUser>> {
+            self.finds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.inner.find_user(username).await
+            })
+        }
+
+        fn list_users(&self) -> osam_policy::DirectoryFuture<'_, Vec<osam_policy::DirectoryUser>> {
+            self.inner.list_users()
+        }
+
+        fn set_attribute<'a>(
+            &'a self,
+            username: &'a str,
+            name: &'a str,
+            values: Vec<String>,
+        ) -> osam_policy::DirectoryFuture<'a, ()> {
+            self.inner.set_attribute(username, name, values)
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_calls_of_a_user_share_one_directory_read() {
+        let (_file, directory, _) = identity_with("users:\n  alice:\n    roles: []\n");
+        let counting = Arc::new(CountingDirectory {
+            inner: directory.clone(),
+            finds: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let identity = Identity::new(counting.clone(), directory);
+        let live = LiveRoles::new(Duration::from_secs(30), "service-account-");
+        let calls = (0..8).map(|_| live.caller("alice", &identity));
+        for outcome in futures::future::join_all(calls).await {
+            outcome.expect("alice");
+        }
+        assert_eq!(counting.finds.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
