@@ -198,7 +198,7 @@ fn explain_oversized(
 /// Records one call in the metrics when its response is ready, or as CANCELLED when the call is
 /// dropped first (the client's deadline passed or it went away).
 struct CallRecord {
-    method: String,
+    method: &'static str,
     request_id: RequestId,
     started: Instant,
     finished: bool,
@@ -206,14 +206,8 @@ struct CallRecord {
 
 impl CallRecord {
     fn new(path: &str, request_id: RequestId) -> CallRecord {
-        // Only the method table's paths become label values, so a scanner cannot grow the metrics.
-        let method = if method_table::requirement(path).is_some() {
-            path.to_owned()
-        } else {
-            "unknown".to_owned()
-        };
         CallRecord {
-            method,
+            method: method_table::metric_label(path),
             request_id,
             started: Instant::now(),
             finished: false,
@@ -234,7 +228,7 @@ impl CallRecord {
             .and_then(|value| value.parse::<i32>().ok())
             .map(tonic::Code::from_i32)
             .unwrap_or(tonic::Code::Ok);
-        metrics().record_rpc(&self.method, code, self.started.elapsed());
+        metrics().record_rpc(self.method, code, self.started.elapsed());
         self.finished = true;
         response
     }
@@ -243,7 +237,7 @@ impl CallRecord {
 impl Drop for CallRecord {
     fn drop(&mut self) {
         if !self.finished {
-            metrics().record_rpc(&self.method, tonic::Code::Cancelled, self.started.elapsed());
+            metrics().record_rpc(self.method, tonic::Code::Cancelled, self.started.elapsed());
         }
     }
 }

@@ -21,8 +21,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
-    pub method: String,
-    pub code: String,
+    pub method: &'static str,
+    pub code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,10 +159,10 @@ impl Metrics {
         text
     }
 
-    pub fn record_rpc(&self, method: &str, code: tonic::Code, elapsed: Duration) {
+    pub fn record_rpc(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
         let labels = RpcLabels {
-            method: method.to_owned(),
-            code: code_name(code).to_owned(),
+            method,
+            code: code_name(code),
         };
         self.rpc_requests.get_or_create(&labels).inc();
         self.rpc_duration

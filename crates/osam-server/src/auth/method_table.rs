@@ -70,6 +70,19 @@ const PUBLIC_SERVICES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// The label a call's path gets in metrics: a method of the table, a public service's name, or
+/// `unknown`; always static, so recording a call allocates nothing and a scanner cannot grow the
+/// label set.
+pub fn metric_label(path: &str) -> &'static str {
+    if let Some(service) = PUBLIC_SERVICES.iter().find(|service| path.starts_with(**service)) {
+        return service;
+    }
+    METHOD_TABLE
+        .iter()
+        .find(|(method, _)| *method == path)
+        .map_or("unknown", |(method, _)| method)
+}
+
 /// The requirement of the method at `path`, or `None` when the method is not in the table.
 pub fn requirement(path: &str) -> Option<Requirement> {
     if PUBLIC_SERVICES.iter().any(|service| path.starts_with(service)) {
