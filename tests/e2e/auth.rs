@@ -4,17 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use osam_proto::v1 as pb;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::harness::{OsamServer, allowed, check, reason_of};
+use crate::harness::{OsamServer, allowed, check, reason_of, rsa_key};
 
 const ISSUER: &str = "http://127.0.0.1/realms/test";
 
@@ -28,12 +26,7 @@ struct TestKey {
 
 impl TestKey {
     fn generate(kid: &str) -> TestKey {
-        let key_pair = KeyPair::generate(KeySize::Rsa2048).expect("rsa key");
-        let der = key_pair.as_der().expect("pkcs8");
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(der.as_ref())
-        );
+        let (key_pair, pem) = rsa_key();
         let public = key_pair.public_key();
         let jwk = json!({
             "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,

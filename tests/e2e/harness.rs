@@ -299,3 +299,16 @@ where
     }
     false
 }
+
+/// A new RSA 2048 key pair and its private key as PKCS#8 PEM, for test token issuers.
+pub fn rsa_key() -> (aws_lc_rs::rsa::KeyPair, String) {
+    use aws_lc_rs::encoding::AsDer;
+    use base64::Engine;
+    let key_pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa key");
+    let der = key_pair.as_der().expect("pkcs8");
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    (key_pair, pem)
+}

@@ -11,16 +11,14 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use osam_proto::v1 as pb;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::harness::{OsamServer, allowed, check, reason_of, workspace_root};
+use crate::harness::{OsamServer, allowed, check, reason_of, rsa_key, workspace_root};
 
 /// The one client of the provider; its tokens carry this username and these realm roles.
 const CLIENT_ID: &str = "osam-e2e-service";
@@ -39,12 +37,7 @@ struct SigningKey {
 
 impl SigningKey {
     fn generate(kid: &str) -> SigningKey {
-        let key_pair = KeyPair::generate(KeySize::Rsa2048).expect("rsa key");
-        let der = key_pair.as_der().expect("pkcs8");
-        let private_pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(der.as_ref())
-        );
+        let (_, private_pem) = rsa_key();
         let encoding = EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("encoding key");
         SigningKey {
             kid: kid.to_owned(),

@@ -178,20 +178,7 @@ impl JwksKeys {
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let response = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|error| error.to_string())?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("GET {url} answered {status}"));
-        }
-        let document: Discovery = response
-            .json()
-            .await
-            .map_err(|error| format!("invalid discovery document at {url}: {error}"))?;
+        let document: Discovery = self.get_json(&url, "discovery document").await?;
         if document.issuer != issuer {
             return Err(format!(
                 "the discovery document at {url} is for issuer {:?}, not {issuer:?}",
@@ -212,6 +199,12 @@ impl JwksKeys {
 
     async fn fetch(&self) -> Result<HashMap<String, PublishedKey>, String> {
         let url = self.jwks_url().await?;
+        let document: JwkSet = self.get_json(url, "JWKS document").await?;
+        Ok(document.keys.iter().filter_map(signing_key).collect())
+    }
+
+    /// GETs `url` and parses the JSON `what` it must answer.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str, what: &str) -> Result<T, String> {
         let response = self
             .client
             .get(url)
@@ -222,11 +215,10 @@ impl JwksKeys {
         if !status.is_success() {
             return Err(format!("GET {url} answered {status}"));
         }
-        let document: JwkSet = response
+        response
             .json()
             .await
-            .map_err(|error| format!("invalid JWKS document: {error}"))?;
-        Ok(document.keys.iter().filter_map(signing_key).collect())
+            .map_err(|error| format!("invalid {what} at {url}: {error}"))
     }
 }
 
