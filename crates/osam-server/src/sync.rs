@@ -3,12 +3,13 @@
 //! run; calls run with bounded concurrency, a timeout each and retries with backoff on transient
 //! failures; one failing user never stops the others, and the report lists every failure.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use osam_policy::accounts::{AccountProvider, ProviderError};
-use osam_policy::sync_plan::{DeleteShare, SyncPlan, SyncUser};
+use osam_policy::sync_plan::{DeleteShare, SyncPlan, SyncUser, marker_owner};
 use osam_policy::{Directory, DirectoryError, DirectoryUser};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -317,7 +318,7 @@ impl SyncWorker {
 
     /// The plan a run would execute now, and why it would be refused without force.
     pub async fn dry_run(&self) -> Result<(SyncPlan, Option<String>), String> {
-        let (_, plan) = self.plan().await?;
+        let (_, plan, _) = self.plan().await?;
         let refusal = plan
             .refusal(self.settings.max_delete_share, false)
             .map(|refusal| refusal.to_string());
@@ -390,7 +391,8 @@ impl SyncWorker {
         }
     }
 
-    async fn plan(&self) -> Result<(Vec<DirectoryUser>, SyncPlan), String> {
+    /// The directory's users, the plan, and the owner (username) of each account the plan deletes.
+    async fn plan(&self) -> Result<(Vec<DirectoryUser>, SyncPlan, HashMap<String, String>), String> {
         let users = self
             .directory
             .list_users()
@@ -409,13 +411,21 @@ impl SyncWorker {
                 linked_account: user.attribute(&self.settings.link_attribute).map(str::to_owned),
             })
             .collect();
-        let plan = SyncPlan::compute(&entries, &accounts, &self.storage.marker_template);
-        Ok((users, plan))
+        let template = &self.storage.marker_template;
+        let plan = SyncPlan::compute(&entries, &accounts, template);
+        let owners = accounts
+            .iter()
+            .filter(|account| plan.delete().contains(&account.id))
+            .filter_map(|account| {
+                marker_owner(template, &account.marker).map(|owner| (account.id.clone(), owner.to_owned()))
+            })
+            .collect();
+        Ok((users, plan, owners))
     }
 
     async fn run(self: &Arc<Self>, force: bool, triggered_at: SystemTime) -> RunReport {
         let mut report = RunReport::new(triggered_at);
-        let (users, plan) = match self.plan().await {
+        let (users, plan, owners) = match self.plan().await {
             Ok(planned) => planned,
             Err(reason) => {
                 report.state = RunState::Failed;
@@ -444,14 +454,23 @@ impl SyncWorker {
             );
         }
         for account_id in plan.delete() {
-            self.spawn_step(&mut steps, &limit, Step::Delete(account_id.clone()));
+            // The plan deletes only accounts whose marker names a user (marker_owner), so the
+            // owner is known; an account without one would be a bug, and is kept.
+            let Some(owner) = owners.get(account_id) else {
+                continue;
+            };
+            self.spawn_step(
+                &mut steps,
+                &limit,
+                Step::Delete(account_id.clone(), owner.clone()),
+            );
         }
         while let Some(joined) = steps.join_next().await {
             match joined {
                 Ok((step, Ok(()))) => match step {
                     Step::Create(_) => report.created += 1,
                     Step::Relink(..) => report.relinked += 1,
-                    Step::Delete(_) => report.deleted += 1,
+                    Step::Delete(..) => report.deleted += 1,
                     Step::ApplyPolicy(_) => report.policies_applied += 1,
                 },
                 Ok((_, Err(failure))) => report.failures.push(failure),
@@ -556,7 +575,8 @@ impl SyncWorker {
                 self.link(username, &account.id).await
             }
             Step::Relink(username, account_id) => self.link(username, account_id).await,
-            Step::Delete(account_id) => {
+            Step::Delete(account_id, owner) => {
+                self.confirm_gone(account_id, owner).await?;
                 let deleted = self.retrying(|| provider.delete_account(account_id)).await;
                 match deleted {
                     Ok(()) => {
@@ -603,6 +623,31 @@ impl SyncWorker {
                 );
                 applied.map_err(failure)
             }
+        }
+    }
+
+    /// Asks the directory once more, for this one user, before their account is deleted: a listing
+    /// that missed a user (Keycloak pages by offset, and the realm may change while it is read)
+    /// must never cost them their account. Unsure means keep.
+    async fn confirm_gone(&self, account_id: &str, owner: &str) -> Result<(), Failure> {
+        let kept = |message: String| Failure {
+            subject: account_id.to_owned(),
+            step: "delete",
+            message,
+        };
+        let call = self.directory.find_user(owner);
+        match tokio::time::timeout(self.settings.call_timeout, call).await {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(_))) => Err(kept(format!(
+                "kept: the directory listing missed user {owner:?}, who still exists"
+            ))),
+            Ok(Err(error)) => Err(kept(format!(
+                "kept: cannot confirm that user {owner:?} is gone: {error}"
+            ))),
+            Err(_) => Err(kept(format!(
+                "kept: confirming that user {owner:?} is gone timed out after {:?}",
+                self.settings.call_timeout
+            ))),
         }
     }
 
@@ -673,7 +718,8 @@ const NOT_FOUND_PREFIX: &str = "not found: ";
 enum Step {
     Create(String),
     Relink(String, String),
-    Delete(String),
+    /// The account, and the user its marker names.
+    Delete(String, String),
     ApplyPolicy(Box<DirectoryUser>),
 }
 
@@ -1139,5 +1185,73 @@ mod tests {
             (taken_over.state, taken_over.created, taken_over.kept),
             (RunState::Finished, 0, 4)
         );
+    }
+
+    /// Lists every user but one, as a listing that pages by offset can while the realm changes;
+    /// finds everyone.
+    struct ListingMisses {
+        inner: Arc<StaticFileDirectory>,
+        missed: &'static str,
+    }
+
+    impl Directory for ListingMisses {
+        fn find_user<'a>(
+            &'a self,
+            username: &'a str,
+        ) -> osam_policy::DirectoryFuture<'a, Option<DirectoryUser>> {
+            self.inner.find_user(username)
+        }
+
+        fn list_users(&self) -> osam_policy::DirectoryFuture<'_, Vec<DirectoryUser>> {
+            Box::pin(async move {
+                let users = self.inner.list_users().await?;
+                Ok(users
+                    .into_iter()
+                    .filter(|user| user.username != self.missed)
+                    .collect())
+            })
+        }
+
+        fn set_attribute<'a>(
+            &'a self,
+            username: &'a str,
+            name: &'a str,
+            values: Vec<String>,
+        ) -> osam_policy::DirectoryFuture<'a, ()> {
+            self.inner.set_attribute(username, name, values)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_the_listing_missed_keeps_their_account() {
+        let fixture = fixture(clean);
+        assert_eq!(run(&fixture.worker, false).await.created, 4);
+        let missing = SyncWorker::start(
+            Arc::new(ListingMisses {
+                inner: fixture.directory.clone(),
+                missed: "bob",
+            }),
+            fixture.worker.storage.clone(),
+            fixture.worker.settings.clone(),
+            None,
+            Leadership::Alone,
+        );
+        let report = run(&missing, true).await;
+        assert_eq!(report.deleted, 0, "{report:?}");
+        assert_eq!(report.failures.len(), 1, "{report:?}");
+        assert!(
+            report.failures[0].message.contains("listing missed user \"bob\""),
+            "{report:?}"
+        );
+        assert!(
+            fixture
+                .provider
+                .account_with_marker("osam:bob")
+                .await
+                .expect("provider")
+                .is_some(),
+            "bob's account survives"
+        );
+        assert!(remaining_plan(&fixture).await.changes_nothing());
     }
 }
