@@ -146,6 +146,12 @@ impl FakeKeycloak {
         self.shared.state().ensure_client(client_id);
     }
 
+    /// Gives the client a new internal id, as a delete and re-create (or a realm re-import) does;
+    /// requests with the old id answer 404.
+    pub fn recreate_client(&self, client_id: &str) {
+        self.shared.state().recreate_client(client_id);
+    }
+
     /// The UUID id of a client, if it exists.
     pub fn client_uuid(&self, client_id: &str) -> Option<String> {
         let state = self.shared.state();

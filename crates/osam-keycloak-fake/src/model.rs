@@ -178,6 +178,12 @@ impl RealmState {
             })
     }
 
+    /// The client gets a new internal id, as when it is deleted and created again (a realm
+    /// re-import); its roles and their mappings are kept.
+    pub(crate) fn recreate_client(&mut self, client_id: &str) {
+        self.ensure_client(client_id).id = random_uuid();
+    }
+
     pub(crate) fn add_service_client(&mut self, client_id: &str, secret: &str) {
         self.ensure_client(client_id).secret = Some(secret.to_owned());
     }

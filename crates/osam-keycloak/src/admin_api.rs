@@ -157,6 +157,11 @@ impl AdminClient {
         }
     }
 
+    /// Forgets the client ids looked up so far (a client may have been recreated).
+    pub(crate) async fn forget_client_uuids(&self) {
+        self.client_uuids().lock().await.clear();
+    }
+
     /// The internal id of the client `client_id` (`GET clients?clientId`), looked up once.
     pub(crate) async fn client_uuid(&self, client_id: &str) -> Result<String, KeycloakError> {
         let mut known = self.client_uuids().lock().await;

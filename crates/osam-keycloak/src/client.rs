@@ -92,6 +92,9 @@ impl AdminClient {
             &["realms", &settings.realm, "protocol", "openid-connect", "token"],
         );
         let http = reqwest::Client::builder()
+            // A redirect would re-send the token request's body, client secret included, to
+            // wherever it points (another host, plain http): never follow one.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.request_timeout)
             .timeout(settings.request_timeout)
             .build()
@@ -249,7 +252,8 @@ impl AdminClient {
                     call: call.text(),
                     message: error.to_string(),
                 })?;
-            let lifetime = Duration::from_secs(granted.expires_in);
+            // Capped: an absurd expires_in must not overflow the clock arithmetic.
+            let lifetime = Duration::from_secs(granted.expires_in.min(86_400));
             tracing::debug!(lifetime_seconds = granted.expires_in, "admin token obtained");
             return Ok(CachedToken::new(granted.access_token, requested_at, lifetime));
         }

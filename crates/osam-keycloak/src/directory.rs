@@ -224,24 +224,37 @@ async fn complete_user(
     client_uuids: Arc<Vec<String>>,
     user: UserRepresentation,
 ) -> Result<Option<DirectoryUser>, KeycloakError> {
-    let reads = async {
-        let (mut roles, groups) = tokio::try_join!(
-            client.effective_realm_roles(&user.id),
-            client.user_groups(&user.id)
-        )?;
-        for client_uuid in client_uuids.iter() {
-            roles.extend(client.effective_client_roles(&user.id, client_uuid).await?);
-        }
-        Ok::<_, KeycloakError>((roles, groups))
-    };
-    let (roles, groups) = match reads.await {
+    let user_reads = tokio::try_join!(
+        client.effective_realm_roles(&user.id),
+        client.user_groups(&user.id)
+    );
+    let (mut roles, groups) = match user_reads {
         Ok(read) => read,
+        // Only the user's own endpoints tell that the user is gone.
         Err(error) if error.status() == Some(404) => {
             tracing::debug!(username = %user.username, "user deleted while being read; skipped");
             return Ok(None);
         }
         Err(error) => return Err(error),
     };
+    for client_uuid in client_uuids.iter() {
+        match client.effective_client_roles(&user.id, client_uuid).await {
+            Ok(client_roles) => roles.extend(client_roles),
+            // The user or the client vanished; a client recreated under a new id must not make
+            // every user look deleted, so this is an error, and the ids are looked up again.
+            Err(error) if error.status() == Some(404) => {
+                client.forget_client_uuids().await;
+                return Err(KeycloakError::InvalidResponse {
+                    call: "reading a configured client's roles (client_roles)".to_owned(),
+                    message: format!(
+                        "404 for user {:?}: the user or a configured client is gone; client ids are looked up again at the next read",
+                        user.username
+                    ),
+                });
+            }
+            Err(error) => return Err(error),
+        }
+    }
     Ok(Some(directory_user(user, roles, groups)))
 }
 

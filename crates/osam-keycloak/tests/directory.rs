@@ -321,3 +321,31 @@ async fn revoked_roles_and_removed_users_are_seen_at_the_next_read() {
     keycloak.remove_user("alice");
     assert_eq!(directory.find_user("alice").await.expect("lookup"), None);
 }
+
+#[tokio::test]
+async fn a_recreated_client_is_an_error_then_found_again_never_a_realm_without_users() {
+    let keycloak = fake_realm().await;
+    keycloak.add_user(FakeUser::new("alice"));
+    keycloak.add_client("catalog");
+    keycloak.add_client_role("catalog", "reader");
+    keycloak.grant_client_role("alice", "catalog", "reader");
+    let mut settings = settings(&keycloak);
+    settings.client_roles = strings(&["catalog"]);
+    let directory = directory(settings);
+    let roles = |user: Option<osam_policy::DirectoryUser>| user.expect("alice").roles;
+    assert!(roles(directory.find_user("alice").await.expect("found")).contains(&"reader".to_owned()));
+
+    // The client's cached id now answers 404 for every user: the listing must fail, not come
+    // back empty (an empty realm would look like every user left).
+    keycloak.recreate_client("catalog");
+    let error = directory
+        .list_users()
+        .await
+        .expect_err("a stale client id is an error");
+    assert!(matches!(error, DirectoryError::Unavailable(_)), "{error:?}");
+    assert!(error.to_string().contains("client"), "{error}");
+    // The id is looked up again at the next read.
+    let users = directory.list_users().await.expect("listed after the lookup");
+    assert_eq!(users.len(), 1);
+    assert!(users[0].roles.contains(&"reader".to_owned()));
+}
