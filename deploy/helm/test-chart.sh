@@ -96,8 +96,13 @@ parsed = tomllib.loads(toml)
 accounts = parsed.get("accounts", {})
 if accounts.get("provider") == "iam":
     assert accounts["leader_election"]["enabled"] is True, accounts
+    # The Role renews only this release's Lease.
+    lease = accounts["leader_election"]["lease_name"]
+    named = [rule for rule in by_kind["Role"]["rules"] if rule.get("resourceNames")]
+    assert named and named[0]["resourceNames"] == [lease] and set(named[0]["verbs"]) == {"get", "update"}, named
 else:
     assert "leader_election" not in accounts, accounts
+assert parsed["server"]["shutdown_drain_delay_seconds"] > 0, parsed["server"]
 print(f"   {len(documents)} documents: {', '.join(kinds)}")
 EOF
   # The rendered configuration must be one osam accepts (the secret files point at stand-ins).

@@ -90,6 +90,9 @@ pub struct LeaderElector {
     held: Option<HeldLease>,
 }
 
+/// The observed "version" of a missing lease (no stored object has an empty resource version).
+const ABSENT: &str = "";
+
 #[derive(Debug)]
 struct Observation {
     version: String,
@@ -147,10 +150,31 @@ impl LeaderElector {
         wall_time: SystemTime,
     ) -> Action {
         let Some(current) = current else {
-            // Never created, or deleted by someone: whatever this replica held is gone.
-            self.held = None;
-            self.observed = None;
-            return Action::Create(self.record_taking_over(None, wall_time));
+            // Never created, or deleted by someone. The replica that held it, or one that never
+            // saw a holder, creates it at once (a former holder stops acting until that write
+            // succeeds). One that saw another holder waits a lease duration from when it first
+            // saw the lease missing, as for an expiring lease: that holder may not have noticed
+            // the deletion yet and still be acting.
+            let was_ours = self.held.take().is_some();
+            if was_ours || self.observed.is_none() {
+                self.observed = None;
+                return Action::Create(self.record_taking_over(None, wall_time));
+            }
+            let first_seen = match &self.observed {
+                Some(observation) if observation.version == ABSENT => observation.first_seen,
+                _ => {
+                    self.observed = Some(Observation {
+                        version: ABSENT.to_owned(),
+                        first_seen: now,
+                    });
+                    now
+                }
+            };
+            return if now.saturating_duration_since(first_seen) >= self.timings.lease_duration {
+                Action::Create(self.record_taking_over(None, wall_time))
+            } else {
+                Action::Wait
+            };
         };
         match current.record.holder.as_deref() {
             // Ours, also after this replica restarted with the same identity: its previous process
@@ -575,5 +599,46 @@ mod tests {
         assert!(!b.try_acquire_or_renew(&store, &clock).await.expect("store up"));
         clock.advance(Duration::from_secs(1));
         assert!(b.try_acquire_or_renew(&store, &clock).await.expect("store up"));
+    }
+
+    #[test]
+    fn a_deleted_lease_is_recreated_by_its_holder_at_once_and_by_others_only_after_the_duration() {
+        let clock = FakeClock::new();
+        let wall = SystemTime::UNIX_EPOCH;
+        let lease = |holder: &str, version: &str| VersionedLease {
+            record: LeaseRecord {
+                holder: Some(holder.to_owned()),
+                acquired_at: wall,
+                renewed_at: wall,
+                duration: timings().lease_duration,
+                transitions: 0,
+            },
+            version: version.to_owned(),
+        };
+        let mut follower = elector("b");
+        assert_eq!(
+            follower.decide(Some(&lease("a", "1")), clock.now(), wall),
+            Action::Wait
+        );
+        // Someone deletes the lease while "a" may still be acting.
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(follower.decide(None, clock.now(), wall), Action::Wait);
+        clock.advance(timings().lease_duration - Duration::from_millis(1));
+        assert_eq!(
+            follower.decide(None, clock.now(), wall),
+            Action::Wait,
+            "not before the duration"
+        );
+        clock.advance(Duration::from_millis(1));
+        assert!(matches!(
+            follower.decide(None, clock.now(), wall),
+            Action::Create(_)
+        ));
+
+        // A replica that never saw a holder creates at once (a first deployment).
+        assert!(matches!(
+            elector("c").decide(None, clock.now(), wall),
+            Action::Create(_)
+        ));
     }
 }

@@ -70,6 +70,9 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     /// How long shutdown waits for in-flight calls after health turns NOT_SERVING.
     pub shutdown_grace_seconds: u64,
+    /// How long the server keeps accepting calls after health turns NOT_SERVING on SIGTERM, so a
+    /// load balancer's readiness checks take it out of rotation first (0 in the embedded default).
+    pub shutdown_drain_delay_seconds: u64,
     /// The largest request message accepted (and response sent), in bytes.
     pub max_message_bytes: usize,
     /// Calls running at once; more are refused at once with RESOURCE_EXHAUSTED (`OVERLOADED`)
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             allow_development_key_on_network: false,
             state_dir: PathBuf::new(),
             shutdown_grace_seconds: 10,
+            shutdown_drain_delay_seconds: 0,
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 1024,
             request_timeout_seconds: 30,
@@ -1067,6 +1071,11 @@ impl Config {
             "server.request_timeout_seconds",
             server.request_timeout_seconds,
             1..=3600,
+        )?;
+        bounded(
+            "server.shutdown_drain_delay_seconds",
+            server.shutdown_drain_delay_seconds,
+            0..=300,
         )?;
         bounded(
             "server.http2_keepalive_interval_seconds",

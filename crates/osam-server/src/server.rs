@@ -370,6 +370,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let shutdown_requested = Arc::new(tokio::sync::Notify::new());
+    let drain_delay = Duration::from_secs(config.server.shutdown_drain_delay_seconds);
     let shutdown = {
         let shutdown_requested = shutdown_requested.clone();
         let health_reporter = health_reporter.clone();
@@ -377,6 +378,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             wait_for_signal().await;
             tracing::info!("shutting down: health set to NOT_SERVING, draining in-flight calls");
             set_health(&health_reporter, ServingStatus::NotServing).await;
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    seconds = drain_delay.as_secs(),
+                    "still serving while load balancers notice NOT_SERVING"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
             // Stop the sync first, then hand the lease over at once rather than after its
             // duration: the next leader never overlaps this replica's run.
             sync_to_stop.stop().await;

@@ -85,9 +85,19 @@ Refuses values that would deploy a broken or unsafe osam, with a message naming 
 {{- if and (not .Values.leaderElection.enabled) (($accounts.leader_election | default dict).enabled) -}}
 {{- fail "config.accounts.leader_election.enabled needs leaderElection.enabled (the Lease RBAC and the pod's service-account token)" -}}
 {{- end -}}
-{{- if and .Values.podDisruptionBudget.enabled .Values.podDisruptionBudget.minAvailable .Values.podDisruptionBudget.maxUnavailable -}}
+{{- if and .Values.podDisruptionBudget.enabled (eq (toString .Values.podDisruptionBudget.minAvailable) "") (eq (toString .Values.podDisruptionBudget.maxUnavailable) "") -}}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable" -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (ne (toString .Values.podDisruptionBudget.minAvailable) "") (ne (toString .Values.podDisruptionBudget.maxUnavailable) "") -}}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The sync's Lease: one per release, so two releases in a namespace never share it.
+*/}}
+{{- define "osam.leaseName" -}}
+{{- printf "%s-sync" (include "osam.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/*
@@ -96,7 +106,7 @@ osam.toml: values.config with the keys the deployment decides set over it.
 {{- define "osam.configToml" -}}
 {{- $config := deepCopy (.Values.config | default dict) -}}
 {{- $secrets := include "osam.secretsDir" . -}}
-{{- $derived := dict "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) "state_dir" (include "osam.stateDir" .)) -}}
+{{- $derived := dict "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) "state_dir" (include "osam.stateDir" .) "shutdown_drain_delay_seconds" (int .Values.drainDelaySeconds)) -}}
 {{- if .Values.metrics.enabled -}}
 {{- $_ := set $derived "metrics" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.metrics))) -}}
 {{- end -}}
@@ -128,7 +138,7 @@ osam.toml: values.config with the keys the deployment decides set over it.
 {{- if $iam }}{{ $_ := set $accountsDerived "iam" $iam }}{{ end -}}
 {{- /* Several replicas share the iam provider; the Lease makes one of them run syncs. */ -}}
 {{- if and .Values.leaderElection.enabled (eq ((.Values.config | default dict).accounts | default dict).provider "iam") -}}
-{{- $_ := set $accountsDerived "leader_election" (dict "enabled" true) -}}
+{{- $_ := set $accountsDerived "leader_election" (dict "enabled" true "lease_name" (include "osam.leaseName" .)) -}}
 {{- end -}}
 {{- if $accountsDerived }}{{ $_ := set $derived "accounts" $accountsDerived }}{{ end -}}
 {{- $merged := mergeOverwrite $config $derived -}}
