@@ -15,6 +15,23 @@ use crate::retry::{is_transient_status, parse_retry_after, retry_delay};
 use crate::settings::KeycloakSettings;
 use crate::token::{AdminToken, CachedToken, TokenErrorResponse, TokenResponse};
 
+/// The token, and the failure of the latest request for one.
+#[derive(Default)]
+struct TokenState {
+    cached: Option<CachedToken>,
+    last_failure: Option<(Instant, KeycloakError)>,
+}
+
+impl std::fmt::Debug for TokenState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenState")
+            .field("cached", &self.cached.is_some())
+            .field("last_failure", &self.last_failure)
+            .finish()
+    }
+}
+
 /// A client of one realm's admin REST API. Cheap to clone: clones share the connection pool, the
 /// token and the cache of client ids.
 #[derive(Clone)]
@@ -28,8 +45,8 @@ struct Inner {
     base_url: Url,
     token_url: Url,
     /// One lock for reading and replacing the token: callers that find it stale wait for the one
-    /// refresh in progress instead of each requesting their own.
-    token: tokio::sync::Mutex<Option<CachedToken>>,
+    /// refresh in progress instead of each requesting their own, and share its failure too.
+    token: tokio::sync::Mutex<TokenState>,
     /// Client UUIDs by client id; held across the lookup so one client is looked up once.
     client_uuids: tokio::sync::Mutex<HashMap<String, String>>,
 }
@@ -105,7 +122,7 @@ impl AdminClient {
                 http,
                 base_url,
                 token_url,
-                token: tokio::sync::Mutex::new(None),
+                token: tokio::sync::Mutex::new(TokenState::default()),
                 client_uuids: tokio::sync::Mutex::new(HashMap::new()),
             }),
         })
@@ -119,7 +136,8 @@ impl AdminClient {
     /// credentials (`osam check-config --probe`). The token is kept for later calls.
     pub async fn probe(&self) -> Result<(), KeycloakError> {
         let mut state = self.inner.token.lock().await;
-        *state = Some(self.request_token().await?);
+        let fresh = self.request_token().await?;
+        state.cached = Some(fresh);
         Ok(())
     }
 
@@ -206,31 +224,43 @@ impl AdminClient {
 
     /// The cached token, or a new one when it is missing or inside its refresh margin.
     async fn current_token(&self) -> Result<AdminToken, KeycloakError> {
-        let mut state = self.inner.token.lock().await;
-        if let Some(cached) = state.as_ref()
-            && cached.is_fresh(Instant::now())
-        {
-            return Ok(cached.token.clone());
-        }
-        let fresh = self.request_token().await?;
-        let token = fresh.token.clone();
-        *state = Some(fresh);
-        Ok(token)
+        self.token_other_than(None).await
     }
 
     /// A token other than `rejected`: the one another caller already obtained meanwhile, or a new one.
     async fn replace_rejected_token(&self, rejected: &AdminToken) -> Result<AdminToken, KeycloakError> {
+        self.token_other_than(Some(rejected)).await
+    }
+
+    /// A fresh token (not `rejected`), requested at most once for all the callers waiting: a
+    /// caller that waited while another's request failed gets that failure instead of running a
+    /// whole retry cycle of its own against a Keycloak that is down.
+    async fn token_other_than(&self, rejected: Option<&AdminToken>) -> Result<AdminToken, KeycloakError> {
+        let arrived = Instant::now();
         let mut state = self.inner.token.lock().await;
-        if let Some(cached) = state.as_ref()
-            && cached.token != *rejected
+        if let Some(cached) = state.cached.as_ref()
+            && rejected.is_none_or(|rejected| cached.token != *rejected)
             && cached.is_fresh(Instant::now())
         {
             return Ok(cached.token.clone());
         }
-        let fresh = self.request_token().await?;
-        let token = fresh.token.clone();
-        *state = Some(fresh);
-        Ok(token)
+        if let Some((failed_at, error)) = &state.last_failure
+            && *failed_at >= arrived
+        {
+            return Err(error.clone());
+        }
+        match self.request_token().await {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                state.cached = Some(fresh);
+                state.last_failure = None;
+                Ok(token)
+            }
+            Err(error) => {
+                state.last_failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 
     /// The client-credentials grant.

@@ -10,7 +10,7 @@
 //! Since Keycloak 24 the user profile drops attributes it does not declare; the realm must
 //! declare the attributes osam writes (`obs-user`) or enable unmanaged attributes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use osam_policy::{Directory, DirectoryError, DirectoryFuture, DirectoryUser, GroupPath};
@@ -24,20 +24,41 @@ const MAX_LISTING_PASSES: usize = 3;
 
 pub struct KeycloakDirectory {
     client: AdminClient,
-    /// Serialises osam's own attribute writes, so two read-modify-writes cannot lose one another.
-    attribute_writes: tokio::sync::Mutex<()>,
+    /// Serialises osam's own attribute writes per user, so two read-modify-writes of one user
+    /// cannot lose one another while writes to different users run at once.
+    attribute_writes: std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl KeycloakDirectory {
     pub fn new(client: AdminClient) -> KeycloakDirectory {
         KeycloakDirectory {
             client,
-            attribute_writes: tokio::sync::Mutex::new(()),
+            attribute_writes: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     pub fn client(&self) -> &AdminClient {
         &self.client
+    }
+
+    /// The lock of `username`'s attribute writes, shared by the writes waiting for it.
+    fn write_lock(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .attribute_writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Keycloak usernames are case-insensitive: one lock per stored user.
+        let key = username.to_lowercase();
+        if let Some(lock) = locks.get(&key).and_then(std::sync::Weak::upgrade) {
+            return lock;
+        }
+        // Locks nobody holds any more are dropped as the map grows.
+        if locks.len() >= 1024 {
+            locks.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(key, Arc::downgrade(&lock));
+        lock
     }
 
     async fn find(&self, username: &str) -> Result<Option<DirectoryUser>, KeycloakError> {
@@ -167,7 +188,8 @@ impl KeycloakDirectory {
         values: Vec<String>,
     ) -> Result<(), DirectoryError> {
         let not_found = || DirectoryError::UserNotFound(username.to_owned());
-        let _write = self.attribute_writes.lock().await;
+        let write_lock = self.write_lock(username);
+        let _write = write_lock.lock().await;
         let user = self
             .enabled_user_named(username)
             .await

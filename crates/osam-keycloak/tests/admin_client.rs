@@ -86,6 +86,30 @@ async fn concurrent_callers_share_one_token_request() {
 }
 
 #[tokio::test]
+async fn callers_waiting_during_an_outage_share_the_failure_of_one_token_request() {
+    let keycloak = fake_realm().await;
+    keycloak.add_user(FakeUser::new("alice"));
+    let settings = settings(&keycloak);
+    let attempts = settings.max_attempts as usize;
+    let directory = std::sync::Arc::new(directory(settings));
+    // Keycloak answers 503 to everything for a while.
+    keycloak.faults().fail_next(1_000, 503);
+    let mut lookups = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let directory = directory.clone();
+        lookups.spawn(async move { directory.find_user("alice").await });
+    }
+    while let Some(lookup) = lookups.join_next().await {
+        lookup.expect("joined").expect_err("Keycloak is down");
+    }
+    assert_eq!(
+        keycloak.token_requests(),
+        attempts,
+        "one retry cycle for all the waiting callers, not one each"
+    );
+}
+
+#[tokio::test]
 async fn a_rejected_token_is_replaced_and_the_call_sent_again() {
     let keycloak = fake_realm().await;
     keycloak.add_user(FakeUser::new("alice"));
