@@ -87,7 +87,7 @@ async fn keycloak_tokens_are_verified_through_discovery_and_roles_come_from_the_
     let server = OsamServer::start(&osam_config(
         &keycloak,
         secret.path(),
-        "jwks_min_refresh_seconds = 1",
+        "jwks_min_refresh_seconds = 1\nlive_roles_ttl_seconds = 1",
     ));
 
     let alice = keycloak.user_token("alice", TOKEN_LIFETIME);
@@ -131,6 +131,26 @@ async fn keycloak_tokens_are_verified_through_discovery_and_roles_come_from_the_
         allowed_or_status(&server, &alice, read("s1-l1"))
             .await
             .expect("alice")
+    );
+
+    // But a disabled user is refused at authentication, live roles or not.
+    keycloak.set_enabled("alice", false);
+    let refused = eventually(Duration::from_secs(30), || async {
+        match allowed_or_status(&server, &alice, read("s1-l1")).await {
+            Err(status) => status.code() == Code::Unauthenticated && reason_of(&status) == "USER_DISABLED",
+            Ok(_) => false,
+        }
+    })
+    .await;
+    assert!(
+        refused,
+        "a disabled user's token is still accepted after 30 s with a 1 s TTL"
+    );
+    assert!(
+        allowed_or_status(&server, &bob, read("s2-l2"))
+            .await
+            .expect("bob"),
+        "other users are unaffected"
     );
 }
 

@@ -256,8 +256,11 @@ pub struct AuthConfig {
     /// Re-read the caller's roles and groups from the directory instead of trusting the token's,
     /// so that a revoked role (or a disabled user) takes effect before the token expires.
     pub live_roles: bool,
-    /// How long a caller's roles read from the directory are reused in live-roles mode.
+    /// How long a caller read from the directory (live roles, or the disabled-user check) is reused.
     pub live_roles_ttl_seconds: u64,
+    /// With the Keycloak directory, refuse the tokens of users who are disabled or deleted (one
+    /// cached directory read per user and TTL), even without live roles.
+    pub reject_disabled_users: bool,
     /// Usernames with this prefix keep their token's roles in live-roles mode (Keycloak's client
     /// service accounts, which are not people in the directory); empty exempts no one.
     pub live_roles_exempt_prefix: String,
@@ -298,6 +301,7 @@ impl Default for AuthConfig {
             roles: BTreeMap::new(),
             live_roles: false,
             live_roles_ttl_seconds: 30,
+            reject_disabled_users: true,
             live_roles_exempt_prefix: "service-account-".to_owned(),
         }
     }

@@ -267,9 +267,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         claims,
         config.auth.token_cache_capacity,
     );
-    let live_roles = config.auth.live_roles.then(|| {
+    // Keycloak keeps issued tokens valid after a user is disabled: check the user at the
+    // directory (cached) unless turned off, and take the directory's roles with live roles.
+    let check_presence =
+        config.auth.reject_disabled_users && config.directory.kind == DirectoryKind::Keycloak;
+    let live_roles = (config.auth.live_roles || check_presence).then(|| {
         LiveRoles::new(
             Duration::from_secs(config.auth.live_roles_ttl_seconds),
+            config.auth.live_roles,
             config.auth.live_roles_exempt_prefix.clone(),
         )
     });

@@ -1,6 +1,7 @@
-//! Live roles: the caller's roles and groups re-read from the directory instead of taken from the
-//! token, so that a revoked role or a disabled user takes effect within a TTL rather than at the
-//! token's expiry. The token still proves who the caller is; the directory says what they hold.
+//! Live roles: the caller looked up in the directory (cached for a TTL), so that a disabled user
+//! is refused before their token expires and, when roles are live, a revoked role stops granting.
+//! The token still proves who the caller is; the directory says whether they still exist and, in
+//! live-roles mode, what they hold.
 //!
 //! Fails closed: a user the directory no longer has (deleted or disabled) is refused with
 //! `USER_DISABLED`, and an unreachable directory refuses the call with `DIRECTORY_UNAVAILABLE`
@@ -19,6 +20,9 @@ const CAPACITY: usize = 10_000;
 
 pub struct LiveRoles {
     ttl: Duration,
+    /// The directory's roles and groups replace the token's; otherwise only the user's presence
+    /// (existing and enabled) is checked and the token's roles stand.
+    replace_roles: bool,
     /// Usernames starting with this keep their token's roles: Keycloak's client service accounts
     /// (`service-account-<client>`) are not people in the directory, and a client's access ends
     /// with its credentials, not with a user being disabled.
@@ -30,18 +34,34 @@ pub struct LiveRoles {
 }
 
 impl LiveRoles {
-    pub fn new(ttl: Duration, exempt_prefix: impl Into<String>) -> LiveRoles {
+    pub fn new(ttl: Duration, replace_roles: bool, exempt_prefix: impl Into<String>) -> LiveRoles {
         LiveRoles {
             ttl,
+            replace_roles,
             exempt_prefix: exempt_prefix.into(),
             cache: Mutex::new(HashMap::new()),
             reads: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether the caller `username`'s roles are read from the directory.
+    /// Whether the caller `username` is looked up in the directory.
     pub fn applies_to(&self, username: &str) -> bool {
         self.exempt_prefix.is_empty() || !username.starts_with(&self.exempt_prefix)
+    }
+
+    /// The caller a verified token speaks for, checked against the directory: refused when the
+    /// user is gone or disabled, with the directory's roles when they are live.
+    pub async fn resolve(&self, from_token: Caller, identity: &Identity) -> Result<Caller, ApiError> {
+        let username = from_token.principal.username();
+        if !self.applies_to(username) {
+            return Ok(from_token);
+        }
+        let from_directory = self.caller(username, identity).await?;
+        Ok(if self.replace_roles {
+            from_directory
+        } else {
+            from_token
+        })
     }
 
     /// The caller `username` is, with the roles and groups the directory gives them now (or at
@@ -137,8 +157,8 @@ mod tests {
     async fn roles_come_from_the_directory_and_are_reread_after_the_ttl() {
         let (file, directory, identity) =
             identity_with("users:\n  alice:\n    roles: [rs_catalog_o:c_read]\n");
-        let cached = LiveRoles::new(Duration::from_secs(3600), "service-account-");
-        let uncached = LiveRoles::new(Duration::ZERO, "service-account-");
+        let cached = LiveRoles::new(Duration::from_secs(3600), true, "service-account-");
+        let uncached = LiveRoles::new(Duration::ZERO, true, "service-account-");
         let roles = |caller: &Caller| caller.principal.roles().iter().cloned().collect::<Vec<_>>();
 
         let first = cached.caller("alice", &identity).await.expect("alice");
@@ -203,7 +223,7 @@ mod tests {
             finds: std::sync::atomic::AtomicUsize::new(0),
         });
         let identity = Identity::new(counting.clone(), directory);
-        let live = LiveRoles::new(Duration::from_secs(30), "service-account-");
+        let live = LiveRoles::new(Duration::from_secs(30), true, "service-account-");
         let calls = (0..8).map(|_| live.caller("alice", &identity));
         for outcome in futures::future::join_all(calls).await {
             outcome.expect("alice");
@@ -214,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn a_user_the_directory_no_longer_has_is_refused() {
         let (_file, _directory, identity) = identity_with("users:\n  alice:\n    roles: []\n");
-        let live = LiveRoles::new(Duration::from_secs(30), "service-account-");
+        let live = LiveRoles::new(Duration::from_secs(30), true, "service-account-");
         let error = live.caller("bob", &identity).await.expect_err("bob is unknown");
         assert_eq!(error.reason(), "USER_DISABLED");
         assert!(live.applies_to("alice"));
@@ -222,6 +242,6 @@ mod tests {
             !live.applies_to("service-account-catalog"),
             "service accounts keep their token's roles"
         );
-        assert!(LiveRoles::new(Duration::ZERO, "").applies_to("service-account-catalog"));
+        assert!(LiveRoles::new(Duration::ZERO, true, "").applies_to("service-account-catalog"));
     }
 }

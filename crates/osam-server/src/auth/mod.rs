@@ -44,7 +44,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Roles and groups come from the token, or from the directory when `live_roles` is given.
+    /// With `live_roles`, callers are checked against the directory (and take its roles when
+    /// roles are live); without, the token alone decides.
     pub fn new(
         verifier: TokenVerifier,
         identity: Arc<Identity>,
@@ -67,16 +68,14 @@ impl Authenticator {
         let token = bearer_token(headers)?;
         let scope_table = self.identity.scope_table();
         let identity = self.verifier.verify(token, &scope_table).await?;
-        let username = identity.principal.username();
+        let from_token = Caller {
+            principal: identity.principal,
+            name: identity.name,
+            email: identity.email,
+        };
         let mut caller = match &self.live_roles {
-            Some(live_roles) if live_roles.applies_to(username) => {
-                live_roles.caller(username, &self.identity).await?
-            }
-            _ => Caller {
-                principal: identity.principal,
-                name: identity.name,
-                email: identity.email,
-            },
+            Some(live_roles) => live_roles.resolve(from_token, &self.identity).await?,
+            None => from_token,
         };
 
         if let Some(target) = headers.get(IMPERSONATE_HEADER) {
