@@ -11,6 +11,15 @@ use osam_policy::{Directory, DirectoryError};
 
 use support::{CLIENT_ID, directory, fake_realm, settings, settings_with_secret};
 
+/// A realm with the user alice, and a directory that already holds an admin token.
+async fn alice_with_a_token() -> (osam_keycloak_fake::FakeKeycloak, osam_keycloak::KeycloakDirectory) {
+    let keycloak = fake_realm().await;
+    keycloak.add_user(FakeUser::new("alice"));
+    let directory = directory(settings(&keycloak));
+    directory.client().probe().await.expect("token");
+    (keycloak, directory)
+}
+
 #[tokio::test]
 async fn an_expired_admin_token_is_replaced_once_and_the_call_succeeds() {
     let keycloak = fake_realm().await;
@@ -111,10 +120,7 @@ async fn callers_waiting_during_an_outage_share_the_failure_of_one_token_request
 
 #[tokio::test]
 async fn a_rejected_token_is_replaced_and_the_call_sent_again() {
-    let keycloak = fake_realm().await;
-    keycloak.add_user(FakeUser::new("alice"));
-    let directory = directory(settings(&keycloak));
-    directory.client().probe().await.expect("token");
+    let (keycloak, directory) = alice_with_a_token().await;
 
     keycloak.faults().fail_next(1, 401);
     directory
@@ -127,10 +133,7 @@ async fn a_rejected_token_is_replaced_and_the_call_sent_again() {
 
 #[tokio::test]
 async fn server_errors_are_retried_until_success() {
-    let keycloak = fake_realm().await;
-    keycloak.add_user(FakeUser::new("alice"));
-    let directory = directory(settings(&keycloak));
-    directory.client().probe().await.expect("token");
+    let (keycloak, directory) = alice_with_a_token().await;
 
     keycloak.faults().fail_next(3, 503);
     directory
@@ -142,10 +145,7 @@ async fn server_errors_are_retried_until_success() {
 
 #[tokio::test]
 async fn rate_limits_are_retried_after_the_time_keycloak_asks_for() {
-    let keycloak = fake_realm().await;
-    keycloak.add_user(FakeUser::new("alice"));
-    let directory = directory(settings(&keycloak));
-    directory.client().probe().await.expect("token");
+    let (keycloak, directory) = alice_with_a_token().await;
 
     keycloak.faults().rate_limit_next(1, 1);
     let started = Instant::now();
@@ -197,10 +197,7 @@ async fn transient_failures_give_up_after_the_last_attempt() {
 
 #[tokio::test]
 async fn a_forbidden_call_fails_at_once_naming_the_call() {
-    let keycloak = fake_realm().await;
-    keycloak.add_user(FakeUser::new("alice"));
-    let directory = directory(settings(&keycloak));
-    directory.client().probe().await.expect("token");
+    let (keycloak, directory) = alice_with_a_token().await;
     let admin_requests_before = keycloak.admin_requests();
 
     keycloak.faults().fail_next(1, 403);

@@ -246,10 +246,9 @@ fn key_store(config: &Config) -> Result<KeyStore, StartError> {
     Ok(KeyStore::new(asymmetric, hmac_secret))
 }
 
-/// Serves until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), StartError> {
-    let identity = Arc::new(build_identity(&config)?);
-
+/// The auth layer: token rules and claims from `[auth]`, and the directory check of callers
+/// (disabled users, live roles).
+fn auth_layer(config: &Config, identity: Arc<Identity>) -> Result<AuthLayer, StartError> {
     let rules = TokenRules {
         algorithms: config.auth.algorithms.clone(),
         issuer: config.auth.issuer.clone(),
@@ -262,7 +261,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         username_claim: config.auth.username_claim.clone(),
     };
     let verifier = TokenVerifier::new(
-        key_store(&config)?,
+        key_store(config)?,
         rules,
         claims,
         config.auth.token_cache_capacity,
@@ -278,11 +277,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             config.auth.live_roles_exempt_prefix.clone(),
         )
     });
-    let auth_layer = AuthLayer::new(Arc::new(Authenticator::new(
-        verifier,
-        identity.clone(),
-        live_roles,
-    )));
+    Ok(AuthLayer::new(Arc::new(Authenticator::new(
+        verifier, identity, live_roles,
+    ))))
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let identity = Arc::new(build_identity(&config)?);
+
+    let auth_layer = auth_layer(&config, identity.clone())?;
 
     let catalog = CatalogAuthzService::new(
         CatalogPolicy::new(config.catalog.admin_roles.iter().cloned()),
