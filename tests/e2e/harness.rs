@@ -312,3 +312,10 @@ pub fn rsa_key() -> (aws_lc_rs::rsa::KeyPair, String) {
     );
     (key_pair, pem)
 }
+
+/// A temporary file holding `secret`, for the `*_file` secret settings.
+pub fn secret_file(secret: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("secret file");
+    std::fs::write(file.path(), secret).expect("write secret");
+    file
+}

@@ -11,7 +11,7 @@ use osam_keycloak_fake::{FakeKeycloak, FakeUser};
 use osam_proto::v1 as pb;
 use tonic::Code;
 
-use crate::harness::{OsamServer, check, eventually, osam_command, reason_of};
+use crate::harness::{OsamServer, check, eventually, osam_command, reason_of, secret_file};
 
 const CLIENT_ID: &str = "osam";
 const CLIENT_SECRET: &str = "fake-client-secret-for-tests";
@@ -60,12 +60,6 @@ client_secret_file = {secret_file:?}
         base = keycloak.base_url(),
         realm = keycloak.realm(),
     )
-}
-
-fn secret_file(secret: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().expect("secret file");
-    std::fs::write(file.path(), secret).expect("write secret");
-    file
 }
 
 async fn allowed_or_status(

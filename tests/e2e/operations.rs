@@ -12,7 +12,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::harness::{BearerToken, OsamServer, check, eventually, reason_of};
+use crate::harness::{BearerToken, OsamServer, check, eventually, reason_of, secret_file};
 
 fn metrics_address(server: &OsamServer) -> String {
     server
@@ -330,8 +330,7 @@ async fn slow_keycloak_setup(
     let keycloak = FakeKeycloak::start("osam").await;
     keycloak.add_service_client("osam", "secret");
     keycloak.add_user(FakeUser::new("alice"));
-    let secret = tempfile::NamedTempFile::new().expect("secret");
-    std::fs::write(secret.path(), "secret").expect("write");
+    let secret = secret_file("secret");
     let config = format!(
         "[server]\n{server_toml}\n[auth]\nkey_source = \"oidc-discovery\"\nissuer = \"{issuer}\"\nlive_roles = true\nlive_roles_ttl_seconds = 0\n\
          [directory]\nkind = \"keycloak\"\n[directory.keycloak]\nbase_url = \"{base}\"\nrealm = \"osam\"\nclient_id = \"osam\"\nclient_secret_file = {secret:?}\n",
